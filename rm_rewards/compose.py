@@ -1,0 +1,102 @@
+"""Compositions of rewards: a weighted average, and a router that picks a reward per sample.
+
+Both are pointwise-shaped (a score per response) whatever their children are, and both refuse to
+invent a score: if a child fails on a response, that response carries the child's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from rm_rewards.kinds import Reward, RewardKind, error_score
+from rm_rewards.schema import DimensionScore, ResponseScore, RewardResult, Sample
+
+
+class WeightedReward(Reward):
+    """Σ wᵢ·scoreᵢ / Σ wᵢ per response; each child's score is kept as a dimension."""
+
+    kind: ClassVar[RewardKind] = "pointwise"
+    rewards: list[Reward]
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "WeightedReward":
+        if not self.rewards:
+            raise ValueError("WeightedReward needs at least one reward")
+        if self.weights is not None:
+            if len(self.weights) != len(self.rewards):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.rewards)} rewards")
+            if sum(self.weights) <= 0 or any(w < 0 for w in self.weights):
+                raise ValueError("weights must be non-negative with a positive sum")
+        return self
+
+    @property
+    def is_async(self) -> bool:
+        return any(r.is_async for r in self.rewards)
+
+    def _weights(self) -> list[float]:
+        return self.weights or [1.0] * len(self.rewards)
+
+    def _combine(self, sample: Sample, results: list[RewardResult]) -> list[ResponseScore]:
+        weights = self._weights()
+        out = []
+        for index in range(len(sample.responses)):
+            total, dims, failures = 0.0, {}, []
+            for reward, weight, result in zip(self.rewards, weights, results):
+                if result.error:
+                    failures.append(f"{reward.name}: {result.error}")
+                    continue
+                child = result.scores[index]
+                if child.score is None:
+                    failures.append(f"{reward.name}: {child.error}")
+                    continue
+                total += weight * child.score
+                dims[reward.name] = DimensionScore(score=child.score, reason=child.reason)
+            if failures:
+                out.append(error_score("; ".join(failures)))
+            else:
+                out.append(ResponseScore(score=total / sum(weights), dimensions=dims))
+        return out
+
+    def _score(self, sample: Sample) -> list[ResponseScore]:
+        return self._combine(sample, [r.evaluate(sample) for r in self.rewards])
+
+    async def _ascore(self, sample: Sample) -> list[ResponseScore]:
+        results = await asyncio.gather(*(r.aevaluate(sample) for r in self.rewards))
+        return self._combine(sample, list(results))
+
+
+class RouterReward(Reward):
+    """Sends each sample to one reward chosen by `route(sample)` (e.g. by task or source)."""
+
+    kind: ClassVar[RewardKind] = "pointwise"
+    routes: dict[str, Reward]
+    route: Callable[[Sample], str] = Field(exclude=True)
+    default: str | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return any(r.is_async for r in self.routes.values())
+
+    def _pick(self, sample: Sample) -> Reward:
+        key = self.route(sample)
+        if key not in self.routes:
+            if self.default is None:
+                raise KeyError(f"no route {key!r} for sample {sample.id} (routes: {sorted(self.routes)})")
+            key = self.default
+        return self.routes[key]
+
+    def _forward(self, result: RewardResult) -> list[ResponseScore]:
+        if result.error:
+            raise RuntimeError(f"{result.reward_name}: {result.error}")
+        return result.scores
+
+    def _score(self, sample: Sample) -> list[ResponseScore]:
+        return self._forward(self._pick(sample).evaluate(sample))
+
+    async def _ascore(self, sample: Sample) -> list[ResponseScore]:
+        return self._forward(await self._pick(sample).aevaluate(sample))
