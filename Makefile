@@ -1,0 +1,43 @@
+# rmforge: `make run` (set up + the main job on the embedded defaults), `make test` (set up + all tests).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export RMFORGE_DATA_DIR ?= $(CURDIR)/data
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+
+.PHONY: install run test ui validate lint clean
+
+install: $(STAMP)
+
+# torch first and pinned: any range pulls a multi-GB CUDA build. Re-runs only when pyproject changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/rmforge run
+
+test: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check .
+
+# `dagster dev` ignores SIGINT when backgrounded; setsid + default INT lets Ctrl-C and kill -TERM stop it.
+ui: install
+	setsid env --default-signal=INT $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

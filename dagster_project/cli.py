@@ -1,0 +1,113 @@
+"""The `rmforge` command: `rmforge rewards list`, `rmforge run`, `rmforge paths`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME defaults to the project's gitignored .dagster_home, so run history persists."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    template = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"
+    if not config.exists() and template.exists() and template != config:
+        shutil.copyfile(template, config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _rewards_list(args: argparse.Namespace) -> int:
+    from rm_rewards import registry
+
+    rows = registry.specs(tag=args.tag, is_llm={"rule": False, "llm": True}.get(args.source))
+    print(registry.format_table(rows))
+    print(f"\n{len(rows)} rewards")
+    return 0
+
+
+def main_job_definition():
+    """Module-level so `dg.reconstructable` can rebuild the job in each step process."""
+    from dagster_project.definitions import defs
+
+    return defs.resolve_job_def("main_job")
+
+
+def _run(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    import dagster as dg
+
+    from rm_assets.partitions import DATASETS
+    from rm_resources.warehouse import TABLES, default_database, Warehouse
+
+    partitions = args.partition or list(DATASETS)
+    unknown = sorted(set(partitions) - set(DATASETS))
+    if unknown:
+        print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
+        return 2
+    failed = []
+    with dg.DagsterInstance.get() as instance:
+        for partition in partitions:
+            print(f"materializing main_job for partition {partition} ...", flush=True)
+            result = dg.execute_job(
+                dg.reconstructable(main_job_definition),
+                instance=instance,
+                tags={"dagster/partition": partition},
+            )
+            print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
+            if not result.success:
+                failed.append(partition)
+    warehouse = Warehouse(default_database())
+    print(f"\nDuckDB warehouse: {warehouse.database}")
+    for table in TABLES:
+        counts = warehouse.count_by_partition(table)
+        print(f"  {table}: " + (", ".join(f"{k}={v}" for k, v in counts.items()) or "no rows"))
+    print(f"Dagster run history (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}")
+    if failed:
+        print(f"FAILED partitions: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _paths(args: argparse.Namespace) -> int:
+    from rm_resources.warehouse import default_data_dir, default_database
+
+    print(f"data folder:      {default_data_dir()}")
+    print(f"DuckDB warehouse: {default_database()}")
+    print(f"DAGSTER_HOME:     {ensure_dagster_home()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rmforge", description="Reward models as Dagster assets.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rewards = commands.add_parser("rewards", help="the reward registry")
+    rewards_commands = rewards.add_subparsers(dest="rewards_command", required=True)
+    listing = rewards_commands.add_parser("list", help="print every registered reward")
+    listing.add_argument("--tag", help="only rewards with this area tag")
+    listing.add_argument("--source", choices=["rule", "llm"], help="only rule-based or LLM rewards")
+    listing.set_defaults(handler=_rewards_list)
+
+    run = commands.add_parser("run", help="materialize the main job for every (or the given) partition")
+    run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
+    run.set_defaults(handler=_run)
+
+    paths = commands.add_parser("paths", help="where the warehouse and run history live")
+    paths.set_defaults(handler=_paths)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Score many samples with many rewards: each reward sees only the samples it applies to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rm_rewards import registry
+from rm_rewards.kinds import Reward
+from rm_rewards.schema import RewardResult, Sample
+
+SCORE_ROW_COLUMNS = (
+    "sample_id",
+    "reward_name",
+    "reward_version",
+    "scores",
+    "reasons",
+    "response_errors",
+    "error",
+    "input_hash",
+)
+
+
+def rule_rewards(exclude_tags: Sequence[str] = ()) -> list[Reward]:
+    """A default-configured instance of every registered rule reward."""
+    return [
+        registry.get(spec.name)
+        for spec in registry.specs(is_llm=False)
+        if not set(spec.tags) & set(exclude_tags)
+    ]
+
+
+def score_samples(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[RewardResult]:
+    """Every applicable (sample, reward) result, grouped by reward, samples in input order."""
+    results: list[RewardResult] = []
+    for reward in rewards:
+        applicable = [s for s in samples if reward.applies_to(s)]
+        if applicable:
+            results.extend(reward.evaluate_batch(applicable))
+    return results
+
+
+async def ascore_samples(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[RewardResult]:
+    results: list[RewardResult] = []
+    for reward in rewards:
+        applicable = [s for s in samples if reward.applies_to(s)]
+        if applicable:
+            results.extend(await reward.aevaluate_batch(applicable))
+    return results
+
+
+def result_to_row(result: RewardResult, input_hash: str) -> dict[str, Any]:
+    """One table row per sample × reward; per-response values are aligned lists."""
+    return {
+        "sample_id": result.sample_id,
+        "reward_name": result.reward_name,
+        "reward_version": result.reward_version,
+        "scores": [s.score for s in result.scores],
+        "reasons": [s.reason for s in result.scores],
+        "response_errors": [s.error for s in result.scores],
+        "error": result.error,
+        "input_hash": input_hash,
+    }
+
+
+def summarize(results: Sequence[RewardResult]) -> dict[str, dict[str, float]]:
+    """Per reward: samples scored, samples with any error, mean of the scores that exist."""
+    summary: dict[str, dict[str, float]] = {}
+    for result in results:
+        entry = summary.setdefault(result.reward_name, {"samples": 0, "errors": 0, "_sum": 0.0, "_n": 0})
+        entry["samples"] += 1
+        entry["errors"] += 0 if result.ok else 1
+        for value in result.values():
+            if value is not None:
+                entry["_sum"] += value
+                entry["_n"] += 1
+    for entry in summary.values():
+        n = entry.pop("_n")
+        total = entry.pop("_sum")
+        entry["mean_score"] = round(total / n, 4) if n else float("nan")
+    return summary
