@@ -1,0 +1,13 @@
+"""Raw preference data → `Sample`s: loading, HelpSteer2 / HH-RLHF conversion, quarantine.
+
+The public entry points live in `rm_rewards.converters` (`convert_rows`, `ConversionResult`,
+`QuarantinedRow`, `load_bundled_rows`, `list_datasets`); the modules here hold the pieces:
+
+- `quarantine`: `RowError`, `QuarantinedRow`, `ConversionResult` and the checked field readers;
+- `keys`: content-derived sample ids and the hash-based train/test split;
+- `helpsteer2`, `hh_rlhf`: the per-dataset converters;
+- `helpsteer2_restore`: NeMo-Aligner's templated HelpSteer2 rows back to the hub's schema;
+- `sources`: the known datasets and reading their rows (bundled files, local files, the hub).
+
+Note: inside this package `import datasets` still means Hugging Face `datasets` (absolute imports).
+"""

@@ -1,0 +1,186 @@
+"""Anthropic HH-RLHF preference rows → A/B-swapped pairwise samples.
+
+Row schemas, told apart per row:
+- the hub's (Anthropic/hh-rlhf): `chosen` and `rejected`, each a whole dialogue as one string of
+  "\\n\\nHuman: " / "\\n\\nAssistant: " turns; a list of {role, content} messages is read too;
+- RM-Gallery's early schema (the bundled `anthropic_helpful_0521.jsonl`): `evaluation_sample`
+  with `input` (the shared turns) and two `outputs` labelled "chosen" / "rejected".
+
+A valid pair shares every turn but the last; the last is each side's assistant reply. Rows that
+break this (the public test split has a few: empty replies, turns merged without the "\\n\\n"
+separator, dialogues of different lengths) are quarantined, naming the field. Turn text is
+stripped of surrounding whitespace (the format puts a space after every "Assistant:").
+Pairs come out as [chosen, rejected] with preference 0 and as [rejected, chosen] with preference 1.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rm_rewards.datasets.keys import check_test_fraction, content_digest, conversation_key
+from rm_rewards.datasets.quarantine import ConversionResult, RowError, read_rows, require_field, require_text
+from rm_rewards.datasets.samples import assistant_response, swapped_pair_samples
+from rm_rewards.schema import ChatMessage
+
+_TURN = re.compile(r"\n\n(Human|Assistant):")
+_SPEAKER_ROLES = {"Human": "user", "Assistant": "assistant"}
+_MESSAGE_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "system": "system"}
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    context: list[ChatMessage]
+    chosen: str
+    rejected: str
+    metadata: dict[str, str]
+    digest: str
+
+
+def parse_dialogue(dialogue: str, field: str) -> list[ChatMessage]:
+    """An HH-RLHF dialogue string as chat messages."""
+    parts = _TURN.split(dialogue)
+    if parts[0].strip():
+        raise RowError(field, "text before the first '\\n\\nHuman:' turn")
+    if len(parts) == 1:
+        raise RowError(field, "no '\\n\\nHuman:' / '\\n\\nAssistant:' turns")
+    return [
+        ChatMessage(role=_SPEAKER_ROLES[speaker], content=content.strip())
+        for speaker, content in zip(parts[1::2], parts[2::2])
+    ]
+
+
+def parse_messages(messages: list[Any], field: str) -> list[ChatMessage]:
+    """A list of {role, content} turns (conversational schema) as chat messages."""
+    parsed = []
+    for index, message in enumerate(messages):
+        path = f"{field}[{index}]"
+        if not isinstance(message, Mapping):
+            raise RowError(path, f"expected an object with role and content, got {type(message).__name__}")
+        role = require_field(message, "role", f"{path}.role")
+        if role not in _MESSAGE_ROLES:
+            raise RowError(f"{path}.role", f"unknown role {role!r}")
+        content = require_field(message, "content", f"{path}.content")
+        if not isinstance(content, str):
+            raise RowError(f"{path}.content", f"expected a string, got {type(content).__name__}")
+        parsed.append(ChatMessage(role=_MESSAGE_ROLES[role], content=content.strip()))
+    return parsed
+
+
+def _dialogue(row: Mapping[str, Any], field: str) -> list[ChatMessage]:
+    value = require_field(row, field)
+    if isinstance(value, str):
+        return parse_dialogue(value, field)
+    if isinstance(value, list):
+        return parse_messages(value, field)
+    raise RowError(field, f"expected a dialogue string or a list of messages, got {type(value).__name__}")
+
+
+def split_shared_context(chosen: list[ChatMessage], rejected: list[ChatMessage]) -> list[ChatMessage]:
+    """The turns both dialogues share; raises unless they differ only in the last reply."""
+    for field, turns in (("chosen", chosen), ("rejected", rejected)):
+        if turns[-1].role != "assistant":
+            raise RowError(field, "the dialogue does not end with an Assistant reply")
+    if len(chosen) != len(rejected):
+        raise RowError(
+            "rejected",
+            f"{len(rejected)} turns vs {len(chosen)} in chosen; the two must share every turn but the last",
+        )
+    for turn, (left, right) in enumerate(zip(chosen[:-1], rejected[:-1])):
+        if left != right:
+            raise RowError("rejected", f"turn {turn} differs from chosen; only the last reply may differ")
+    return chosen[:-1]
+
+
+def check_pair(context: list[ChatMessage], chosen: str, rejected: str, paths: tuple[str, str]) -> None:
+    """Context ends with the user turn both replies answer; replies are non-empty and different."""
+    if not context:
+        raise RowError(paths[0], "no turns before the compared replies")
+    if context[-1].role != "user":
+        raise RowError(paths[0], "the compared replies do not follow a user turn")
+    for path, reply in zip(paths, (chosen, rejected)):
+        if not reply.strip():
+            raise RowError(path, "the final Assistant reply is empty")
+    if chosen == rejected:
+        raise RowError(paths[1], "identical to the chosen reply: a pair needs two different replies")
+
+
+def _pair(context: list[ChatMessage], chosen: str, rejected: str, metadata: dict[str, str]) -> PreferencePair:
+    # The digest covers only the normalised pair, so one pair has one id in either row schema.
+    digest = content_digest({"context": conversation_key(context), "chosen": chosen, "rejected": rejected})
+    return PreferencePair(context, chosen, rejected, metadata, digest)
+
+
+def read_hub_row(row: Mapping[str, Any]) -> PreferencePair:
+    chosen_turns, rejected_turns = _dialogue(row, "chosen"), _dialogue(row, "rejected")
+    context = split_shared_context(chosen_turns, rejected_turns)
+    chosen, rejected = chosen_turns[-1].content, rejected_turns[-1].content
+    check_pair(context, chosen, rejected, ("chosen", "rejected"))
+    return _pair(context, chosen, rejected, {})
+
+
+def read_rm_gallery_row(row: Mapping[str, Any]) -> PreferencePair:
+    evaluation = require_field(row, "evaluation_sample")
+    if not isinstance(evaluation, Mapping):
+        raise RowError("evaluation_sample", f"expected an object, got {type(evaluation).__name__}")
+    turns = require_field(evaluation, "input", "evaluation_sample.input")
+    outputs = require_field(evaluation, "outputs", "evaluation_sample.outputs")
+    for name, value in (("input", turns), ("outputs", outputs)):
+        if not isinstance(value, list):
+            raise RowError(f"evaluation_sample.{name}", f"expected a list, got {type(value).__name__}")
+    context = parse_messages(turns, "evaluation_sample.input")
+    replies: dict[str, tuple[str, str]] = {}
+    for index, output in enumerate(outputs):
+        path = f"evaluation_sample.outputs[{index}]"
+        if not isinstance(output, Mapping):
+            raise RowError(path, f"expected an object, got {type(output).__name__}")
+        label = output.get("content_label")
+        if label not in ("chosen", "rejected") or label in replies:
+            raise RowError(f"{path}.content_label", f"expected one 'chosen' and one 'rejected', got {label!r}")
+        replies[label] = (require_text(output, "content", f"{path}.content").strip(), f"{path}.content")
+    if len(replies) != 2:
+        raise RowError("evaluation_sample.outputs", f"expected a chosen and a rejected output, got {len(outputs)}")
+    (chosen, chosen_path), (rejected, rejected_path) = replies["chosen"], replies["rejected"]
+    check_pair(context, chosen, rejected, (chosen_path, rejected_path))
+    return _pair(context, chosen, rejected, _rm_gallery_metadata(row))
+
+
+def _rm_gallery_metadata(row: Mapping[str, Any]) -> dict[str, str]:
+    metadata = {}
+    if isinstance(row.get("unique_id"), str):
+        metadata["rm_gallery_id"] = row["unique_id"]
+    extra = row.get("extra_metadata")
+    if isinstance(extra, Mapping) and isinstance(extra.get("group"), str):
+        metadata["rm_gallery_group"] = extra["group"]
+    return metadata
+
+
+def read_hh_rlhf_row(row: Mapping[str, Any]) -> PreferencePair:
+    if "evaluation_sample" in row:
+        return read_rm_gallery_row(row)
+    if "chosen" in row or "rejected" in row:
+        return read_hub_row(row)
+    raise RowError("chosen", "missing: neither HH-RLHF 'chosen'/'rejected' nor RM-Gallery 'evaluation_sample'")
+
+
+def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
+    check_test_fraction(test_fraction)
+    pairs, quarantined = read_rows(dataset, rows, read_hh_rlhf_row)
+    samples = [
+        sample
+        for pair in pairs
+        for sample in swapped_pair_samples(
+            dataset,
+            pair.digest,
+            "pair",
+            pair.context,
+            (assistant_response(pair.chosen), assistant_response(pair.rejected)),
+            0,
+            None,
+            test_fraction,
+            pair.metadata,
+        )
+    ]
+    return ConversionResult(samples=samples, quarantined=quarantined)

@@ -1,0 +1,158 @@
+"""Bad rows become values, not crashes: `RowError` inside a converter, `QuarantinedRow` outside.
+
+A converter reads each field through the checked readers below; the first problem raises a
+`RowError(field, reason)`, which the conversion loop turns into a `QuarantinedRow` carrying the
+raw row, so one bad row never stops the valid rows around it from being converted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rm_rewards.schema import Sample
+
+
+class _HasDigest(Protocol):
+    @property
+    def digest(self) -> str: ...
+
+
+RowT = TypeVar("RowT", bound=_HasDigest)
+
+
+class RowError(ValueError):
+    """One row is unusable; `field` names the offending field (dotted path for nested ones)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"field {field!r}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class QuarantinedRow(BaseModel):
+    """A row that conversion set aside, with why and the row itself (as JSON text) to inspect."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    row_index: int
+    field: str
+    reason: str
+    row_json: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.dataset} row {self.row_index}, field {self.field!r}: {self.reason}"
+
+
+class ConversionResult(BaseModel):
+    """What `convert_rows` returns: the converted samples and the rows it had to set aside."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[Sample]
+    quarantined: list[QuarantinedRow]
+
+    def counts(self) -> dict[str, int]:
+        """Sample counts by task and split, plus the quarantine size (for asset metadata)."""
+        counts: Counter[str] = Counter()
+        for sample in self.samples:
+            counts[f"{sample.task}/{sample.split}"] += 1
+        counts["quarantined"] = len(self.quarantined)
+        return dict(sorted(counts.items()))
+
+
+def raw_row_json(row: Any) -> str:
+    """The row as JSON text; values JSON cannot hold (numpy scalars, bytes) are written as text."""
+    return json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def quarantine(dataset: str, row_index: int, row: Any, error: RowError) -> QuarantinedRow:
+    return QuarantinedRow(
+        dataset=dataset,
+        row_index=row_index,
+        field=error.field,
+        reason=error.reason,
+        row_json=raw_row_json(row),
+    )
+
+
+def require_mapping(row: Any) -> Mapping[str, Any]:
+    if not isinstance(row, Mapping):
+        raise RowError("row", f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def require_field(row: Mapping[str, Any], field: str, path: str | None = None) -> Any:
+    """The value of `field`; missing and null (None or NaN, as pandas writes it) both count as absent."""
+    value = row.get(field)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise RowError(path or field, "missing")
+    return value
+
+
+def require_text(row: Mapping[str, Any], field: str, path: str | None = None) -> str:
+    """A non-empty string (whitespace only counts as empty)."""
+    value = require_field(row, field, path)
+    if not isinstance(value, str):
+        raise RowError(path or field, f"expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise RowError(path or field, "empty text")
+    return value
+
+
+def require_int(row: Mapping[str, Any], field: str, low: int, high: int) -> int:
+    """An integer in [low, high]; integral floats (4.0) pass, booleans and strings do not."""
+    value = require_field(row, field)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RowError(field, f"expected an integer {low}..{high}, got {type(value).__name__} {value!r}")
+    integral = isinstance(value, numbers.Integral) or (math.isfinite(value) and float(value).is_integer())
+    if not integral:
+        raise RowError(field, f"expected an integer {low}..{high}, got {value!r}")
+    number = int(value)
+    if not low <= number <= high:
+        raise RowError(field, f"{number} is out of range {low}..{high}")
+    return number
+
+
+def read_rows(
+    dataset: str,
+    rows: list[Any],
+    read_row: Callable[[Mapping[str, Any]], RowT],
+) -> tuple[list[RowT], list[QuarantinedRow]]:
+    """Apply `read_row` to every row; bad rows and repeats of an earlier row go to quarantine.
+
+    `read_row` returns an object with a `digest` (hash of the content it read); a row whose digest
+    was already seen would produce samples with the same ids, so it is set aside as a duplicate.
+    """
+    kept: list[RowT] = []
+    quarantined: list[QuarantinedRow] = []
+    first_row_of_digest: dict[str, int] = {}
+    for row_index, row in enumerate(rows):
+        try:
+            record = read_row(require_mapping(row))
+        except RowError as error:
+            quarantined.append(quarantine(dataset, row_index, row, error))
+            continue
+        except ValidationError as error:
+            quarantined.append(quarantine(dataset, row_index, row, _row_error_from(error)))
+            continue
+        if record.digest in first_row_of_digest:
+            duplicate = RowError("row", f"duplicate of row {first_row_of_digest[record.digest]} (same content)")
+            quarantined.append(quarantine(dataset, row_index, row, duplicate))
+            continue
+        first_row_of_digest[record.digest] = row_index
+        kept.append(record)
+    return kept, quarantined
+
+
+def _row_error_from(error: ValidationError) -> RowError:
+    first = error.errors()[0]
+    return RowError(".".join(str(part) for part in first["loc"]) or "row", first["msg"])

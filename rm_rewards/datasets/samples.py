@@ -1,0 +1,82 @@
+"""Building `Sample`s the same way for every dataset: one pointwise sample, or an A/B-swapped pair.
+
+Pair conventions (all datasets):
+- `preference` is the index of the better response, None for a tie;
+- `preference_strength` is how much better, as a non-negative magnitude (the direction is in
+  `preference`), so it stays correct when the two responses are swapped; None when the source has
+  no strength (HH-RLHF);
+- every pair is emitted twice, `<variant>` with the source's order and `<variant>_swapped` with
+  A and B exchanged (against position bias), both with the same split and the same `pair_id`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rm_rewards.datasets.keys import assign_split, content_digest, conversation_key, sample_id
+from rm_rewards.schema import ChatMessage, Response, Sample
+
+
+def assistant_response(text: str, label: dict[str, float] | None = None) -> Response:
+    return Response(message=ChatMessage(role="assistant", content=text), label=label or {})
+
+
+def prompt_id(messages: list[ChatMessage]) -> str:
+    """Groups samples of one prompt across tasks and datasets (same key as the split uses)."""
+    return content_digest(conversation_key(messages))
+
+
+def pointwise_sample(
+    dataset: str,
+    digest: str,
+    messages: list[ChatMessage],
+    response: Response,
+    test_fraction: float,
+    metadata: dict[str, Any] | None = None,
+) -> Sample:
+    return Sample(
+        id=sample_id(dataset, digest, "pointwise"),
+        source=dataset,
+        task="pointwise",
+        split=assign_split(messages, test_fraction),
+        input=messages,
+        responses=[response],
+        metadata={"prompt_id": prompt_id(messages), **(metadata or {})},
+    )
+
+
+def swapped_pair_samples(
+    dataset: str,
+    digest: str,
+    variant: str,
+    messages: list[ChatMessage],
+    responses: tuple[Response, Response],
+    preference: int | None,
+    strength: float | None,
+    test_fraction: float,
+    metadata: dict[str, Any] | None = None,
+) -> list[Sample]:
+    """The pair in the source's order, then the same pair with A and B exchanged."""
+    if preference not in (0, 1, None):
+        raise ValueError(f"a pair's preference must be 0, 1 or None, got {preference!r}")
+    if strength is not None and strength < 0:
+        raise ValueError(f"preference_strength is a magnitude, got {strength!r}")
+    split = assign_split(messages, test_fraction)
+    shared = {"prompt_id": prompt_id(messages), "pair_id": f"{dataset}-{digest}", **(metadata or {})}
+    first, second = responses
+    swapped_preference = None if preference is None else 1 - preference
+    orders = [(variant, [first, second], preference, False), (f"{variant}_swapped", [second, first], swapped_preference, True)]
+    return [
+        Sample(
+            id=sample_id(dataset, digest, name),
+            source=dataset,
+            task="pairwise",
+            split=split,
+            input=messages,
+            responses=pair,
+            preference=pair_preference,
+            preference_strength=strength,
+            metadata={**shared, "swapped": swapped},
+        )
+        for name, pair, pair_preference, swapped in orders
+    ]
