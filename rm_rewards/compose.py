@@ -7,6 +7,7 @@ invent a score: if a child fails on a response, that response carries the child'
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -14,6 +15,17 @@ from pydantic import Field, model_validator
 
 from rm_rewards.kinds import Reward, RewardKind, error_score
 from rm_rewards.schema import DimensionScore, ResponseScore, RewardResult, Sample
+
+
+def _composite_version(reward: Reward, parts: list[str]) -> str:
+    """Version of a composition: its own code version plus each child's name and version.
+
+    The default (a dump of the fields) cannot see a child's parameters, because pydantic
+    serialises a `Reward`-typed field by the base class, which has no fields: two compositions
+    of different children would share a version and so collide in the score tables.
+    """
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
+    return f"{reward.code_version}-{digest}"
 
 
 class WeightedReward(Reward):
@@ -37,6 +49,15 @@ class WeightedReward(Reward):
     @property
     def is_async(self) -> bool:
         return any(r.is_async for r in self.rewards)
+
+    @property
+    def version(self) -> str:
+        parts = [f"{r.name}={r.version}" for r in self.rewards] + [repr(self.weights)]
+        return _composite_version(self, parts)
+
+    def applies_to(self, sample: Sample) -> bool:
+        # Every child must apply: a child that cannot score the sample makes every response an error.
+        return all(r.applies_to(sample) for r in self.rewards)
 
     def _weights(self) -> list[float]:
         return self.weights or [1.0] * len(self.rewards)
@@ -81,6 +102,18 @@ class RouterReward(Reward):
     @property
     def is_async(self) -> bool:
         return any(r.is_async for r in self.routes.values())
+
+    @property
+    def version(self) -> str:
+        route_name = getattr(self.route, "__qualname__", type(self.route).__name__)
+        parts = [f"{key}:{r.name}={r.version}" for key, r in sorted(self.routes.items())]
+        return _composite_version(self, parts + [f"default={self.default}", f"route={route_name}"])
+
+    def applies_to(self, sample: Sample) -> bool:
+        try:
+            return self._pick(sample).applies_to(sample)
+        except Exception:  # an unroutable sample is reported as an error by evaluate, not skipped
+            return True
 
     def _pick(self, sample: Sample) -> Reward:
         key = self.route(sample)

@@ -57,20 +57,40 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
+_object_setattr = object.__setattr__
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def trusted_model(cls: type[ModelT], values: dict) -> ModelT:
+    """`cls.model_construct(**values)` without its per-field loop, for hot paths.
+
+    `values` must name every field of `cls` with already valid values. Rule rewards build two
+    such models per sample; `model_construct` alone was most of the framework's per-call cost.
+    """
+    model = cls.__new__(cls)
+    _object_setattr(model, "__dict__", values)
+    _object_setattr(model, "__pydantic_fields_set__", set(values))
+    _object_setattr(model, "__pydantic_extra__", None)
+    _object_setattr(model, "__pydantic_private__", None)
+    return model
+
+
 def score_value(value: float | ResponseScore) -> ResponseScore:
     """Accept a bare float from simple rules; reject NaN/inf as an error, not a score."""
     if isinstance(value, ResponseScore):
         return value
     value = float(value)
     if not math.isfinite(value):
-        return ResponseScore.model_construct(
-            score=None, reason="", dimensions={}, steps=None, error=f"non-finite score {value}"
-        )
-    return ResponseScore.model_construct(score=value, reason="", dimensions={}, steps=None, error=None)
+        return error_score(f"non-finite score {value}")
+    return trusted_model(
+        ResponseScore, {"score": value, "reason": "", "dimensions": {}, "steps": None, "error": None}
+    )
 
 
 def error_score(message: str) -> ResponseScore:
-    return ResponseScore.model_construct(score=None, reason="", dimensions={}, steps=None, error=message)
+    return trusted_model(
+        ResponseScore, {"score": None, "reason": "", "dimensions": {}, "steps": None, "error": message}
+    )
 
 
 class Reward(BaseModel):
@@ -121,30 +141,45 @@ class Reward(BaseModel):
 
     # --- public interface ---------------------------------------------------------------------
 
-    def _result(self, sample: Sample, scores: list[ResponseScore] | None, error: str | None) -> RewardResult:
-        return RewardResult.model_construct(
-            reward_name=self.name,
-            reward_version=self.version,
-            sample_id=sample.id,
-            scores=scores or [],
-            error=error,
-            metadata={},
+    def _result(
+        self,
+        sample: Sample,
+        scores: list[ResponseScore] | None,
+        error: str | None,
+        label: tuple[str, str] | None = None,
+    ) -> RewardResult:
+        name, version = label or (self.name, self.version)
+        return trusted_model(
+            RewardResult,
+            {
+                "reward_name": name,
+                "reward_version": version,
+                "sample_id": sample.id,
+                "scores": scores or [],
+                "error": error,
+                "metadata": {},
+            },
         )
 
-    def _checked(self, sample: Sample, scores: list[ResponseScore]) -> RewardResult:
+    def _checked(
+        self, sample: Sample, scores: list[ResponseScore], label: tuple[str, str] | None = None
+    ) -> RewardResult:
         if len(scores) != len(sample.responses):
             return self._result(
-                sample, None, f"reward returned {len(scores)} scores for {len(sample.responses)} responses"
+                sample, None, f"reward returned {len(scores)} scores for {len(sample.responses)} responses", label
             )
-        return self._result(sample, scores, None)
+        return self._result(sample, scores, None, label)
+
+    def _evaluate_sync(self, sample: Sample, label: tuple[str, str]) -> RewardResult:
+        try:
+            return self._checked(sample, self._score(sample), label)
+        except Exception as exc:  # a reward never takes the batch down
+            return self._result(sample, None, describe_error(exc), label)
 
     def evaluate(self, sample: Sample) -> RewardResult:
         if self.is_async:
             return run_sync(lambda: self.aevaluate(sample))
-        try:
-            return self._checked(sample, self._score(sample))
-        except Exception as exc:  # a reward never takes the batch down
-            return self._result(sample, None, describe_error(exc))
+        return self._evaluate_sync(sample, (self.name, self.version))
 
     async def aevaluate(self, sample: Sample) -> RewardResult:
         if not self.is_async:
@@ -159,7 +194,11 @@ class Reward(BaseModel):
     ) -> list[RewardResult]:
         if self.is_async:
             return run_sync(lambda: self.aevaluate_batch(samples, max_concurrency=max_concurrency))
-        return [self.evaluate(s) for s in samples]
+        if type(self).evaluate is not Reward.evaluate:  # a subclass's own evaluate wins
+            return [self.evaluate(s) for s in samples]
+        # Name and version (a JSON dump and a hash) are computed once per batch, not per sample.
+        label = (self.name, self.version)
+        return [self._evaluate_sync(s, label) for s in samples]
 
     async def aevaluate_batch(
         self, samples: Sequence[Sample], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY

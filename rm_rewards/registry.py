@@ -7,7 +7,10 @@ the parameters (a pydantic error names the bad one) and returns a ready, named i
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass, field
+
+from pydantic import ValidationError
 
 from rm_rewards.kinds import Reward, RewardKind
 
@@ -46,6 +49,7 @@ class RewardSpec:
 
 _REGISTRY: dict[str, RewardSpec] = {}
 _loaded = False
+_log = logging.getLogger(__name__)
 
 
 def register(name: str, *, tags: tuple[str, ...] | list[str], description: str):
@@ -69,7 +73,14 @@ def _load_builtins() -> None:
     global _loaded
     if not _loaded:
         for module in BUILTIN_MODULES:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:  # the module exists but one of its imports is missing
+                    raise
+                # A built-in area not present in this checkout: its rewards are simply absent
+                # (listed by `specs()`), which is louder than failing every other lookup.
+                _log.warning("built-in reward module %s is missing; its rewards are unavailable", module)
         _loaded = True
 
 
@@ -83,8 +94,21 @@ def spec(name: str) -> RewardSpec:
 
 
 def get(name: str, **params) -> Reward:
-    """A ready instance of the registered reward `name`, configured with `params`."""
-    return spec(name).cls(**params).named(name)
+    """A ready instance of the registered reward `name`, configured with `params`.
+
+    Bad parameters raise a ValueError (a pydantic ValidationError is one) that names the reward,
+    each bad parameter and the parameters it accepts.
+    """
+    reward_spec = spec(name)
+    try:
+        reward = reward_spec.cls(**params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(parameters)'}: {error['msg']}" for error in exc.errors()
+        )
+        accepted = ", ".join(sorted(reward_spec.cls.model_fields)) or "none"
+        raise ValueError(f"bad parameters for reward {name!r}: {problems} (accepted parameters: {accepted})") from exc
+    return reward.named(name)
 
 
 def specs(*, tag: str | None = None, kind: RewardKind | None = None, is_llm: bool | None = None) -> list[RewardSpec]:
