@@ -53,7 +53,9 @@ class DatasetSourceResource(dg.ConfigurableResource):
         default = dataset_info(dataset).hub
         unknown = sorted(name for name in self.hub if name not in DATASETS)
         if unknown:
-            raise UnknownDatasetError(f"hub overrides for unknown datasets {unknown}; known: {', '.join(DATASETS)}")
+            raise UnknownDatasetError(
+                f"hub overrides for unknown datasets {unknown}; known: {', '.join(DATASETS)}"
+            )
         override = self.hub.get(dataset)
         if override is None:
             return default

@@ -153,7 +153,8 @@ def convert_helpsteer2(dataset: str, rows: list[Any], test_fraction: float) -> C
     records, quarantined = read_rows(dataset, rows, read_helpsteer2_row)
     rated = [record for record in records if isinstance(record, RatedResponse)]
     samples = [
-        pointwise_sample(dataset, item.digest, item.messages, _labelled(item), test_fraction) for item in rated
+        pointwise_sample(dataset, item.digest, item.messages, _labelled(item), test_fraction)
+        for item in rated
     ]
     samples += rating_pair_samples(dataset, rated, test_fraction)
     for record in records:

@@ -138,10 +138,14 @@ def read_rm_gallery_row(row: Mapping[str, Any]) -> PreferencePair:
             raise RowError(path, f"expected an object, got {type(output).__name__}")
         label = output.get("content_label")
         if label not in ("chosen", "rejected") or label in replies:
-            raise RowError(f"{path}.content_label", f"expected one 'chosen' and one 'rejected', got {label!r}")
+            raise RowError(
+                f"{path}.content_label", f"expected one 'chosen' and one 'rejected', got {label!r}"
+            )
         replies[label] = (require_text(output, "content", f"{path}.content").strip(), f"{path}.content")
     if len(replies) != 2:
-        raise RowError("evaluation_sample.outputs", f"expected a chosen and a rejected output, got {len(outputs)}")
+        raise RowError(
+            "evaluation_sample.outputs", f"expected a chosen and a rejected output, got {len(outputs)}"
+        )
     (chosen, chosen_path), (rejected, rejected_path) = replies["chosen"], replies["rejected"]
     check_pair(context, chosen, rejected, (chosen_path, rejected_path))
     return _pair(context, chosen, rejected, _rm_gallery_metadata(row))
@@ -162,7 +166,9 @@ def read_hh_rlhf_row(row: Mapping[str, Any]) -> PreferencePair:
         return read_rm_gallery_row(row)
     if "chosen" in row or "rejected" in row:
         return read_hub_row(row)
-    raise RowError("chosen", "missing: neither HH-RLHF 'chosen'/'rejected' nor RM-Gallery 'evaluation_sample'")
+    raise RowError(
+        "chosen", "missing: neither HH-RLHF 'chosen'/'rejected' nor RM-Gallery 'evaluation_sample'"
+    )
 
 
 def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:

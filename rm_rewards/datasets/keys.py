@@ -40,7 +40,7 @@ def check_test_fraction(test_fraction: float) -> float:
 
 
 def assign_split(messages: list[ChatMessage], test_fraction: float = DEFAULT_TEST_FRACTION) -> Split:
-    """"test" for a stable `test_fraction` share of prompts, keyed on the conversation alone.
+    """Split "test" for a stable `test_fraction` share of prompts, keyed on the conversation alone.
 
     Keying on the conversation (not the dataset or the row) puts every sample of one prompt, both
     A/B-swapped copies of a pair, and the same prompt seen in another dataset (HelpSteer2 ratings

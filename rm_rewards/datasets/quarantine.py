@@ -145,7 +145,9 @@ def read_rows(
             quarantined.append(quarantine(dataset, row_index, row, _row_error_from(error)))
             continue
         if record.digest in first_row_of_digest:
-            duplicate = RowError("row", f"duplicate of row {first_row_of_digest[record.digest]} (same content)")
+            duplicate = RowError(
+                "row", f"duplicate of row {first_row_of_digest[record.digest]} (same content)"
+            )
             quarantined.append(quarantine(dataset, row_index, row, duplicate))
             continue
         first_row_of_digest[record.digest] = row_index

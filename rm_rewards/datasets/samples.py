@@ -65,7 +65,10 @@ def swapped_pair_samples(
     shared = {"prompt_id": prompt_id(messages), "pair_id": f"{dataset}-{digest}", **(metadata or {})}
     first, second = responses
     swapped_preference = None if preference is None else 1 - preference
-    orders = [(variant, [first, second], preference, False), (f"{variant}_swapped", [second, first], swapped_preference, True)]
+    orders = [
+        (variant, [first, second], preference, False),
+        (f"{variant}_swapped", [second, first], swapped_preference, True),
+    ]
     return [
         Sample(
             id=sample_id(dataset, digest, name),
