@@ -21,6 +21,7 @@ Failed verdicts are counted (`n_failed_verdicts`) and never read as a preference
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -202,73 +203,70 @@ def _triads(nodes: set[int], edges: dict[frozenset[int], int]) -> tuple[int, int
     return decided, cyclic
 
 
+def _order_checks(
+    item_id: str, asked: dict[tuple[int, int], JudgedPair], tally: Counter[str]
+) -> list[tuple[str, int, int]]:
+    """Flip and symmetry counts over the pairs of one item judged readably in both orders."""
+    flipped = []
+    for i, j in sorted({(min(key), max(key)) for key in asked}):
+        forward, backward = asked.get((i, j)), asked.get((j, i))
+        if forward is None or backward is None or forward.winner is None or backward.winner is None:
+            continue
+        tally["complete"] += 1
+        if forward.outcome() == backward.outcome():
+            continue
+        tally["flips"] += 1
+        flipped.append((item_id, i, j))
+        if forward.winner == backward.winner:  # same position twice: "a"/"a" or "b"/"b"
+            tally["first" if forward.winner == "a" else "second"] += 1
+    return flipped
+
+
+def _cycle_checks(asked: dict[tuple[int, int], JudgedPair], tally: Counter[str]) -> bool:
+    """Triad counts of one item; whether its strict preference graph has a cycle."""
+    nodes = {index for key in asked for index in key}
+    if len(nodes) < 3:
+        return False
+    edges = _strict_edges(asked)
+    decided, cyclic = _triads(nodes, edges)
+    tally["checked"] += 1
+    tally["decided"] += decided
+    tally["cyclic"] += cyclic
+    return _has_cycle(nodes, edges)
+
+
 def consistency_report(verdicts: Iterable[JudgedPair | Mapping[str, Any]]) -> ConsistencyReport:
     """Position flips, symmetry and transitivity violations of a pairwise judge's verdict table."""
     by_item = _collect(verdicts)
-    counts = dict.fromkeys(
-        (
-            "verdicts",
-            "failed",
-            "pairs",
-            "complete",
-            "flips",
-            "first",
-            "second",
-            "checked",
-            "cyclic_items",
-            "decided",
-            "cyclic",
-        ),
-        0,
-    )
+    tally: Counter[str] = Counter()
     flipped: list[tuple[str, int, int]] = []
     cyclic_items: list[str] = []
     for item_id, asked in by_item.items():
-        counts["verdicts"] += len(asked)
-        counts["failed"] += sum(1 for v in asked.values() if v.winner is None)
-        pairs = {tuple(sorted(key)) for key in asked}
-        counts["pairs"] += len(pairs)
-        for i, j in sorted(pairs):
-            forward, backward = asked.get((i, j)), asked.get((j, i))
-            if forward is None or backward is None or forward.winner is None or backward.winner is None:
-                continue
-            counts["complete"] += 1
-            if forward.outcome() != backward.outcome():
-                counts["flips"] += 1
-                flipped.append((item_id, i, j))
-                if forward.winner == backward.winner == "a":
-                    counts["first"] += 1
-                elif forward.winner == backward.winner == "b":
-                    counts["second"] += 1
-        nodes = {index for key in asked for index in key}
-        if len(nodes) >= 3:
-            edges = _strict_edges(asked)
-            counts["checked"] += 1
-            if _has_cycle(nodes, edges):
-                counts["cyclic_items"] += 1
-                cyclic_items.append(item_id)
-            decided, cyclic = _triads(nodes, edges)
-            counts["decided"] += decided
-            counts["cyclic"] += cyclic
-    symmetry = counts["first"] + counts["second"]
+        tally["verdicts"] += len(asked)
+        tally["failed"] += sum(1 for v in asked.values() if v.winner is None)
+        tally["pairs"] += len({frozenset(key) for key in asked})
+        flipped += _order_checks(item_id, asked, tally)
+        if _cycle_checks(asked, tally):
+            cyclic_items.append(item_id)
+    symmetry = tally["first"] + tally["second"]
     return ConsistencyReport(
         n_items=len(by_item),
-        n_verdicts=counts["verdicts"],
-        n_failed_verdicts=counts["failed"],
-        n_pairs=counts["pairs"],
-        n_complete_pairs=counts["complete"],
-        position_flips=counts["flips"],
-        position_flip_rate=_ratio(counts["flips"], counts["complete"]),
+        n_verdicts=tally["verdicts"],
+        n_failed_verdicts=tally["failed"],
+        n_pairs=tally["pairs"],
+        n_complete_pairs=tally["complete"],
+        position_flips=tally["flips"],
+        position_flip_rate=_ratio(tally["flips"], tally["complete"]),
         symmetry_violations=symmetry,
-        symmetry_violation_rate=_ratio(symmetry, counts["complete"]),
-        first_position_picked_twice=counts["first"],
-        second_position_picked_twice=counts["second"],
-        n_items_checked_for_cycles=counts["checked"],
-        n_items_with_cycles=counts["cyclic_items"],
-        item_cycle_rate=_ratio(counts["cyclic_items"], counts["checked"]),
-        n_decided_triads=counts["decided"],
-        n_cyclic_triads=counts["cyclic"],
-        transitivity_violation_rate=_ratio(counts["cyclic"], counts["decided"]),
+        symmetry_violation_rate=_ratio(symmetry, tally["complete"]),
+        first_position_picked_twice=tally["first"],
+        second_position_picked_twice=tally["second"],
+        n_items_checked_for_cycles=tally["checked"],
+        n_items_with_cycles=len(cyclic_items),
+        item_cycle_rate=_ratio(len(cyclic_items), tally["checked"]),
+        n_decided_triads=tally["decided"],
+        n_cyclic_triads=tally["cyclic"],
+        transitivity_violation_rate=_ratio(tally["cyclic"], tally["decided"]),
         flipped_pairs=flipped,
         items_with_cycles=cyclic_items,
     )
