@@ -6,6 +6,7 @@ schema, ready for `rm_rewards.converters.convert_rows`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
@@ -16,6 +17,7 @@ from rm_rewards.datasets.sources import (
     HubSource,
     UnknownDatasetError,
     dataset_info,
+    find_local_file,
     load_bundled_rows,
     load_hub_rows,
     load_local_rows,
@@ -61,6 +63,25 @@ class DatasetSourceResource(dg.ConfigurableResource):
             return default
         changes = {key: value for key, value in override.model_dump().items() if value is not None}
         return default.model_copy(update=changes)
+
+    def describe(self, dataset: str) -> str:
+        """Where `load_rows(dataset)` reads from, in one line (for asset metadata)."""
+        info = dataset_info(dataset)
+        limit = "" if self.limit is None else f" (first {self.limit} rows)"
+        if self.mode == "bundled":
+            files = ", ".join(f"rm_rewards/bundled_data/{name}" for name in info.bundled_files)
+            return f"bundled: {files or 'none'}{limit}"
+        if self.mode == "local":
+            try:
+                where = str(find_local_file(Path(self.local_dir or "."), dataset))
+            except (FileNotFoundError, ValueError) as error:
+                where = f"{self.local_dir}/{dataset}.* ({error})"
+            return f"local: {where}{limit}"
+        hub = self.hub_source(dataset)
+        options = ", ".join(
+            f"{key}={value}" for key, value in hub.model_dump().items() if value and key != "repo_id"
+        )
+        return f"hub: {hub.repo_id} ({options}){limit}"
 
     def load_rows(self, dataset: str) -> list[dict[str, Any]]:
         """Raw rows of `dataset`; raises for an unknown dataset or a missing file or setting."""

@@ -83,6 +83,14 @@ def test_bundled_rows_are_read_whole(dataset, n_rows):
     assert len(rows) == n_rows and all(isinstance(row, dict) for row in rows)
 
 
+def test_bundled_mode_describes_its_files():
+    resource = DatasetSourceResource(limit=10)
+    assert resource.describe("hh_rlhf_harmless") == (
+        "bundled: rm_rewards/bundled_data/hh_rlhf/harmless-base_test.jsonl.gz (first 10 rows)"
+    )
+    assert len(resource.load_rows("hh_rlhf_harmless")) == 10
+
+
 def test_missing_bundled_data_and_unknown_datasets_fail_clearly():
     with pytest.raises(
         NoBundledRowsError, match="helpsteer2_preference has no bundled rows.*nvidia/HelpSteer2"
@@ -113,6 +121,7 @@ def test_local_files_of_each_format_give_the_same_rows(tmp_path, suffix):
     assert load_local_rows(tmp_path, "hh_rlhf_harmless") == HH_ROWS
     resource = DatasetSourceResource(mode="local", local_dir=str(tmp_path), limit=4)
     assert resource.load_rows("hh_rlhf_harmless") == HH_ROWS[:4]
+    assert resource.describe("hh_rlhf_harmless").startswith(f"local: {tmp_path}/hh_rlhf_harmless.")
 
 
 def test_local_mode_errors_name_the_problem(tmp_path):
@@ -125,6 +134,9 @@ def test_local_mode_errors_name_the_problem(tmp_path):
     (tmp_path / "hh_rlhf_harmless.jsonl").write_text('{"chosen": "a"}\n{"chosen": \n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"hh_rlhf_harmless.jsonl:2: not valid JSON"):
         load_local_rows(tmp_path, "hh_rlhf_harmless")
+    assert "no file for helpsteer2" in DatasetSourceResource(mode="local", local_dir=str(tmp_path)).describe(
+        "helpsteer2"
+    )
     with pytest.raises(ValueError, match="needs local_dir"):
         DatasetSourceResource(mode="local").load_rows("helpsteer2")
 
@@ -144,6 +156,7 @@ def test_hub_mode_runs_load_dataset_on_a_local_copy_of_the_repo_layout(tmp_path,
     )
     assert resource.hub_source("hh_rlhf_harmless").data_dir == "harmless-base"  # default kept
     assert resource.load_rows("hh_rlhf_harmless") == HH_ROWS[:4]  # default split: train
+    assert resource.describe("hh_rlhf_harmless") == f"hub: {repo} (data_dir=harmless-base, split=train)"
     test_split = DatasetSourceResource(
         mode="hub",
         cache_dir=str(tmp_path / "cache"),
