@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_VERSION := 0.3.36
+LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_VERSION)
+# llama.cpp built for portable x86-64 (AVX2): the native build uses AMX tiles and segfaults on
+# machines whose kernel does not grant them. --no-cache-dir so a cached native wheel is never reused.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export RMFORGE_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
@@ -15,12 +21,17 @@ export HF_DATASETS_OFFLINE ?= 1
 install: $(STAMP)
 
 # torch first and pinned: any range pulls a multi-GB CUDA build. Re-runs only when pyproject changes.
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(STAMP): pyproject.toml $(LLAMA_STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(LLAMA_STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir --no-deps \
+		--force-reinstall llama-cpp-python==$(LLAMA_VERSION)
+	touch $(LLAMA_STAMP)
 
 run: install
 	$(BIN)/rmforge run
