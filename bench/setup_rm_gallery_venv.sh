@@ -13,6 +13,11 @@ VENV="${RM_GALLERY_VENV:-$REPO_ROOT/.venvs/rm-gallery}"
 RM_GALLERY_VERSION="0.1.7"
 TORCH_VERSION="2.13.0"
 
+# rm-gallery's logger writes a log/ folder into the working directory on import: keep it out of the repo.
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
+cd "$SCRATCH"
+
 installed_version() {
     "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("rm-gallery"))' 2>/dev/null || true
 }
@@ -30,8 +35,7 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check)
 "${PIP[@]}" --upgrade pip setuptools wheel
 # CPU torch from local disk first; the constraint below keeps every later step from replacing it.
 "${PIP[@]}" "torch==$TORCH_VERSION"
-CONSTRAINTS="$(mktemp)"
-trap 'rm -f "$CONSTRAINTS"' EXIT
+CONSTRAINTS="$SCRATCH/constraints.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 "${PIP[@]}" -c "$CONSTRAINTS" "rm-gallery==$RM_GALLERY_VERSION"
 
