@@ -4,14 +4,15 @@ import dagster as dg
 
 from dagster_project.jobs import main_job
 from dagster_project.profiles import current_profile, resources_for
-from rm_assets import assets, checks
+from rm_assets.data import assets as data_assets
+from rm_assets.data import checks as data_checks
 
 # Steps run in separate processes; two at a time matches the 2-core default machine.
 executor = dg.multiprocess_executor.configured({"max_concurrent": 2})
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([assets]),
-    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    assets=dg.load_assets_from_modules([data_assets]),
+    asset_checks=dg.load_asset_checks_from_modules([data_checks]),
     jobs=[main_job],
     resources=resources_for(current_profile()),
     executor=executor,

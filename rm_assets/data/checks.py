@@ -1,10 +1,9 @@
 """Asset checks: data quality gates that stop bad data flowing downstream."""
 
-from __future__ import annotations
 
 import dagster as dg
 
-from rm_assets.assets import converted_samples
+from rm_assets.data.assets import converted_samples
 from rm_assets.partitions import dataset_partitions
 from rm_resources.warehouse import WarehouseResource
 

@@ -5,7 +5,6 @@ replaces its partition's rows in one transaction. Heavy work happens before the 
 is taken, so parallel runs only queue for the short write.
 """
 
-from __future__ import annotations
 
 import hashlib
 import json
