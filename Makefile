@@ -48,7 +48,7 @@ lint: install
 
 # `dagster dev` ignores SIGINT when backgrounded; setsid + default INT lets Ctrl-C and kill -TERM stop it.
 ui: install
-	setsid env --default-signal=INT $(BIN)/dagster dev -w workspace.yaml
+	setsid env --default-signal=INT $(BIN)/rmforge ui
 
 clean:
 	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

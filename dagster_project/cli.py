@@ -1,4 +1,4 @@
-"""The `rmforge` command: `rmforge rewards list`, `rmforge run`, `rmforge paths`."""
+"""The `rmforge` command: `rmforge rewards list`, `rmforge run`, `rmforge ui`, `rmforge paths`."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
     failed = []
-    with dg.DagsterInstance.get() as instance:
+    with _embedded_llm(), dg.DagsterInstance.get() as instance:
         for partition in partitions:
             print(f"materializing main_job for partition {partition} ...", flush=True)
             result = dg.execute_job(
@@ -73,6 +73,32 @@ def _run(args: argparse.Namespace) -> int:
         print(f"FAILED partitions: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _embedded_llm():
+    """Start the embedded llama.cpp server for the step processes, unless an endpoint is configured."""
+    from rm_resources.embedded_llm import embedded_llm_environment
+    from rm_resources.warehouse import default_data_dir
+
+    default_data_dir().mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("RMFORGE_LLM_BASE_URL"):
+        print(f"starting the embedded LLM server (log: {default_data_dir() / 'llm_server.log'}) ...", flush=True)
+    return embedded_llm_environment(log_path=default_data_dir() / "llm_server.log")
+
+
+def _ui(args: argparse.Namespace) -> int:
+    """`dagster dev` with the embedded LLM running beside it, both stopped together."""
+    import subprocess
+
+    ensure_dagster_home()
+    with _embedded_llm():
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            return process.wait()
 
 
 def _paths(args: argparse.Namespace) -> int:
@@ -98,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize the main job for every (or the given) partition")
     run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
     run.set_defaults(handler=_run)
+
+    ui = commands.add_parser("ui", help="dagster dev on workspace.yaml, with the embedded LLM server")
+    ui.set_defaults(handler=_ui)
 
     paths = commands.add_parser("paths", help="where the warehouse and run history live")
     paths.set_defaults(handler=_paths)
