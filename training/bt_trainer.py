@@ -1,0 +1,547 @@
+"""Bradley-Terry reward-model training with torch + transformers: one training function, two launchers.
+
+`run_bt_training(config, train_pairs, eval_pairs, worker)` is the whole loop. `train(config, data)`
+runs it in this process (debugging, one GPU); `training.ray_launch.train_with_ray` runs the same
+function in Ray Train workers. What differs between the two is a `WorkerContext`: rank, world
+size, device, how to wrap the model (DDP under Ray) and where metrics and checkpoints go.
+
+Loss: -log sigmoid(r_chosen - r_rejected - margin) [+ c * mean((r_chosen + r_rejected)^2)].
+Checkpoints are plain `save_pretrained` folders (model + tokenizer, num_labels=1), so
+`AutoModelForSequenceClassification.from_pretrained(path)` scores text without this package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
+
+from rm_rewards.schema import Sample
+from training.config import BTTrainConfig
+from training.data import PreferencePair, load_samples, pairs_from_samples, render_text, split_pairs
+
+log = logging.getLogger(__name__)
+
+TRAINER_STATE_FILE = "trainer_state.pt"
+RUN_INFO_FILE = "rmforge_bt.json"
+METRICS_FILE = "metrics.jsonl"
+TEXT_TEMPLATE = "one line per context turn as '<Role>: <content>', then 'Assistant: <response>'; left-truncated"
+
+
+# --- loss and metrics --------------------------------------------------------------------------
+
+
+def bt_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float = 0.0, center_coefficient: float | None = None
+) -> torch.Tensor:
+    """Bradley-Terry loss, mean over pairs, with TRL's optional reward-centring term."""
+    loss = -F.logsigmoid(r_chosen - r_rejected - margin).mean()
+    if center_coefficient:
+        loss = loss + center_coefficient * torch.mean((r_chosen + r_rejected) ** 2)
+    return loss
+
+
+@dataclass
+class PairStats:
+    """Running sums for loss / accuracy / margin / reward range over any number of batches."""
+
+    pairs: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    margin_sum: float = 0.0
+    reward_sum: float = 0.0
+    reward_min: float = math.inf
+    reward_max: float = -math.inf
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, r_chosen: torch.Tensor, r_rejected: torch.Tensor, loss: float, tokens: int, seconds: float) -> None:
+        n = r_chosen.numel()
+        rewards = torch.cat([r_chosen, r_rejected])
+        self.pairs += n
+        self.loss_sum += loss * n
+        self.correct += int((r_chosen > r_rejected).sum())
+        self.margin_sum += float((r_chosen - r_rejected).sum())
+        self.reward_sum += float(rewards.sum())
+        self.reward_min = min(self.reward_min, float(rewards.min()))
+        self.reward_max = max(self.reward_max, float(rewards.max()))
+        self.tokens += tokens
+        self.seconds += seconds
+
+    def all_reduce(self) -> PairStats:
+        """Sums over all workers (a no-op without torch.distributed); min/max and time take the extremes."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return self
+        sums = torch.tensor([self.pairs, self.loss_sum, self.correct, self.margin_sum, self.reward_sum, self.tokens],
+                            dtype=torch.float64)
+        extremes = torch.tensor([-self.reward_min, self.reward_max, self.seconds], dtype=torch.float64)
+        torch.distributed.all_reduce(sums)
+        torch.distributed.all_reduce(extremes, op=torch.distributed.ReduceOp.MAX)
+        pairs, loss_sum, correct, margin_sum, reward_sum, tokens = sums.tolist()
+        return PairStats(int(pairs), loss_sum, int(correct), margin_sum, reward_sum,
+                         -extremes[0].item(), extremes[1].item(), int(tokens), extremes[2].item())
+
+    def as_metrics(self, prefix: str) -> dict[str, float]:
+        if not self.pairs:
+            return {f"{prefix}_pairs": 0}
+        metrics = {
+            f"{prefix}_pairs": self.pairs,
+            f"{prefix}_loss": self.loss_sum / self.pairs,
+            f"{prefix}_accuracy": self.correct / self.pairs,
+            f"{prefix}_margin": self.margin_sum / self.pairs,
+            f"{prefix}_reward_min": self.reward_min,
+            f"{prefix}_reward_mean": self.reward_sum / (2 * self.pairs),
+            f"{prefix}_reward_max": self.reward_max,
+        }
+        if self.seconds > 0:
+            metrics[f"{prefix}_tokens_per_s"] = self.tokens / self.seconds
+        return metrics
+
+
+# --- model, tokenizer, batches -----------------------------------------------------------------
+
+
+def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[Any, Any]:
+    """A one-output sequence classifier and its tokenizer, set up to truncate from the left.
+
+    The tokenizer's `truncation_side` and `model_max_length` are saved with every checkpoint, so a
+    plain `tokenizer(text, truncation=True)` later truncates exactly as training did.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:  # decoder tokenizers often have none; the score head needs one
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.truncation_side = "left"
+    tokenizer.model_max_length = max_length
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def _encode(tokenizer: Any, texts: list[str], max_length: int, device: torch.device) -> dict[str, torch.Tensor]:
+    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def _pair_rewards(model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], max_length: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Rewards of chosen and rejected texts in one forward pass; also the number of real tokens."""
+    texts = [render_text(p.context, p.chosen) for p in pairs] + [render_text(p.context, p.rejected) for p in pairs]
+    batch = _encode(tokenizer, texts, max_length, device)
+    rewards = model(**batch).logits.squeeze(-1).float()
+    return rewards[: len(pairs)], rewards[len(pairs):], int(batch["attention_mask"].sum())
+
+
+def _unwrap(model: Any) -> Any:
+    return model.module if hasattr(model, "module") else model
+
+
+def evaluate_pairs(model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], config: BTTrainConfig,
+                   worker: WorkerContext) -> dict[str, float]:
+    """Held-out loss / accuracy / margin; each worker scores its shard and the sums are combined."""
+    module = _unwrap(model)
+    was_training = module.training
+    module.eval()
+    stats = PairStats()
+    shard = list(pairs[worker.rank:: worker.world_size])
+    with torch.no_grad():
+        for start in range(0, len(shard), config.eval_batch_size):
+            chunk = shard[start: start + config.eval_batch_size]
+            began = time.perf_counter()
+            r_c, r_r, tokens = _pair_rewards(module, tokenizer, chunk, config.max_length, worker.device)
+            loss = float(bt_loss(r_c, r_r, config.margin))
+            stats.add(r_c.cpu(), r_r.cpu(), loss, tokens, time.perf_counter() - began)
+    module.train(was_training)
+    return stats.all_reduce().as_metrics("eval")
+
+
+# --- schedule and state ------------------------------------------------------------------------
+
+
+@dataclass
+class StepPlan:
+    """Which pairs each worker sees at each step: a seeded permutation per epoch, padded like
+    DistributedSampler so every worker runs the same number of steps."""
+
+    n_pairs: int
+    batch_size: int
+    world_size: int
+    epochs: int
+    max_steps: int | None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(math.ceil(self.n_pairs / self.world_size) / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        planned = self.steps_per_epoch * self.epochs
+        return min(planned, self.max_steps) if self.max_steps else planned
+
+    def worker_batches(self, epoch: int, rank: int, seed: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(self.n_pairs, generator=generator).tolist()
+        padded_length = math.ceil(self.n_pairs / self.world_size) * self.world_size
+        order = (order * math.ceil(padded_length / self.n_pairs))[:padded_length]
+        mine = order[rank:: self.world_size]
+        return [mine[i: i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+
+
+@dataclass
+class TrainState:
+    global_step: int = 0
+    epoch: int = 0  # the epoch in progress (== epochs when done)
+    batches_done_in_epoch: int = 0
+
+
+def _lr_lambda(config: BTTrainConfig, total_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if config.warmup_steps and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_scheduler == "linear":
+            remaining = total_steps - step
+            return max(0.0, remaining / max(1, total_steps - config.warmup_steps))
+        return 1.0
+
+    return factor
+
+
+def write_checkpoint(directory: Path, model: Any, tokenizer: Any, config: BTTrainConfig, state: TrainState,
+                     metrics: dict[str, Any], optimizer: Any = None, scheduler: Any = None) -> Path:
+    """A `save_pretrained` folder (+ optimizer state when given, for resuming) and a JSON run record."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _unwrap(model).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if optimizer is not None:
+        torch.save({"state": state.__dict__, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None},
+                   directory / TRAINER_STATE_FILE)
+    record = {"config": config.model_dump(mode="json"), "text_template": TEXT_TEMPLATE,
+              "state": state.__dict__, "metrics": metrics}
+    (directory / RUN_INFO_FILE).write_text(json.dumps(record, indent=2, default=float))
+    return directory
+
+
+def read_trainer_state(directory: Path, optimizer: Any, scheduler: Any) -> TrainState:
+    """Restore optimizer and scheduler from a checkpoint written by `write_checkpoint`."""
+    path = directory / TRAINER_STATE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} has no {TRAINER_STATE_FILE}: not a resumable checkpoint")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None and saved["scheduler"] is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    return TrainState(**saved["state"])
+
+
+# --- the training function ---------------------------------------------------------------------
+
+
+@dataclass
+class WorkerContext:
+    """What the training function needs to know about where it runs.
+
+    `report(metrics)` records a metrics row; `checkpoint(metrics, write)` asks the launcher for a
+    folder, lets `write(folder)` fill it (rank 0 only), and registers it. Both are called by every
+    worker at the same points, so a launcher may use them as synchronisation points (Ray does).
+    """
+
+    report: Callable[[dict[str, Any]], None]
+    checkpoint: Callable[[dict[str, Any], Callable[[Path], None]], None]
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    prepare_model: Callable[[Any], Any] = lambda model: model
+
+
+class TrainResult(BaseModel):
+    final_checkpoint: str
+    steps: int
+    train_pairs: int
+    eval_pairs: int
+    baseline_eval_accuracy: float | None = None
+    final_eval_accuracy: float | None = None
+    wall_s: float
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class _Run:
+    """Everything one training run mutates, kept together so the loop's helpers stay small."""
+
+    config: BTTrainConfig
+    worker: WorkerContext
+    model: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    plan: StepPlan
+    state: TrainState
+    eval_pairs: Sequence[PreferencePair]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        row = {"kind": kind, "step": self.state.global_step,
+               "epoch": self.state.epoch + self.state.batches_done_in_epoch / max(1, self.plan.steps_per_epoch),
+               **metrics}
+        self.history.append(row)
+        self.worker.report(row)
+        return row
+
+    def evaluate(self) -> dict[str, Any] | None:
+        if not self.eval_pairs:
+            return None
+        return self.emit("eval", evaluate_pairs(self.model, self.tokenizer, self.eval_pairs, self.config, self.worker))
+
+    def save(self, metrics: dict[str, Any]) -> None:
+        def write(directory: Path) -> None:
+            write_checkpoint(directory, self.model, self.tokenizer, self.config, self.state, metrics,
+                             self.optimizer, self.scheduler)
+
+        self.worker.checkpoint({**metrics, "kind": "checkpoint", "step": self.state.global_step}, write)
+
+
+def _train_step(run: _Run, batch: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor, float, int, float]:
+    config = run.config
+    # Seeding per step makes dropout identical whether or not the run was resumed in between.
+    torch.manual_seed(config.seed * 1_000_003 + run.state.global_step)
+    began = time.perf_counter()
+    r_c, r_r, tokens = _pair_rewards(run.model, run.tokenizer, batch, config.max_length, run.worker.device)
+    loss = bt_loss(r_c, r_r, config.margin, config.center_rewards_coefficient)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    return r_c.detach().cpu(), r_r.detach().cpu(), float(loss.detach()), tokens, time.perf_counter() - began
+
+
+def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
+    """Train the rest of the current epoch (or up to max_steps); returns the epoch's combined stats."""
+    config, state = run.config, run.state
+    batches = run.plan.worker_batches(state.epoch, run.worker.rank, config.seed)
+    epoch_stats, window = PairStats(), PairStats()
+    for indices in batches[state.batches_done_in_epoch:]:
+        if state.global_step >= run.plan.total_steps:
+            break
+        r_c, r_r, loss, tokens, seconds = _train_step(run, [train_pairs[i] for i in indices])
+        state.global_step += 1
+        state.batches_done_in_epoch += 1
+        epoch_stats.add(r_c, r_r, loss, tokens, seconds)
+        window.add(r_c, r_r, loss, tokens, seconds)
+        step = state.global_step
+        if step % config.log_every_steps == 0 or step == run.plan.total_steps:
+            run.emit("step", {**window.all_reduce().as_metrics("train"), "lr": run.scheduler.get_last_lr()[0]})
+            window = PairStats()
+        if config.eval_every_steps and step % config.eval_every_steps == 0:
+            run.evaluate()
+        if config.save_every_steps and step % config.save_every_steps == 0:
+            run.save({})
+    return epoch_stats.all_reduce()
+
+
+def run_bt_training(config: BTTrainConfig, train_pairs: Sequence[PreferencePair],
+                    eval_pairs: Sequence[PreferencePair], worker: WorkerContext,
+                    resume_dir: Path | None = None) -> TrainResult:
+    """Train a Bradley-Terry RM; the same function runs in-process and inside Ray Train workers."""
+    if not train_pairs:
+        raise ValueError("no training pairs: need pairwise samples with a preference in the train split")
+    began = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_model_and_tokenizer(resume_dir or config.resolved_model_path(), config.max_length)
+    model.to(worker.device)
+    model.train()
+    plan = StepPlan(len(train_pairs), config.batch_size, worker.world_size, config.epochs, config.max_steps)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, plan.total_steps))
+    state = read_trainer_state(resume_dir, optimizer, scheduler) if resume_dir else TrainState()
+    run = _Run(config, worker, worker.prepare_model(model), tokenizer, optimizer, scheduler, plan, state, eval_pairs)
+    baseline = run.evaluate() if (state.global_step == 0 and config.eval_before_training) else None
+    last_eval = None
+    while state.epoch < config.epochs and state.global_step < plan.total_steps:
+        stats = _run_epoch(run, train_pairs)
+        if state.batches_done_in_epoch >= plan.steps_per_epoch:
+            state.epoch, state.batches_done_in_epoch = state.epoch + 1, 0
+        epoch_row = run.emit("epoch", stats.as_metrics("train"))
+        last_eval = run.evaluate()
+        run.save({**epoch_row, **(last_eval or {})})
+    return _finish(run, baseline, last_eval, len(train_pairs), began)
+
+
+def _finish(run: _Run, baseline: dict | None, last_eval: dict | None, n_train: int, began: float) -> TrainResult:
+    final_metrics = {**(last_eval or {}), "kind": "final", "step": run.state.global_step}
+    final_dir: list[Path] = []
+
+    def write(directory: Path) -> None:
+        write_checkpoint(directory, run.model, run.tokenizer, run.config, run.state, final_metrics)
+        final_dir.append(directory)
+
+    run.worker.checkpoint(final_metrics, write)
+    return TrainResult(
+        final_checkpoint=str(final_dir[0]) if final_dir else "",
+        steps=run.state.global_step,
+        train_pairs=n_train,
+        eval_pairs=len(run.eval_pairs),
+        baseline_eval_accuracy=(baseline or {}).get("eval_accuracy"),
+        final_eval_accuracy=(last_eval or {}).get("eval_accuracy"),
+        wall_s=time.perf_counter() - began,
+        history=run.history,
+    )
+
+
+# --- data for either launcher ------------------------------------------------------------------
+
+
+def resolve_pairs(config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike]
+                  ) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """(train pairs, held-out pairs) from Samples or sample files, after the config's caps and holdout."""
+    samples: list[Sample] = []
+    for item in data:
+        if isinstance(item, Sample):
+            samples.append(item)
+        elif isinstance(item, dict):
+            samples.append(Sample.model_validate(item))
+        else:
+            samples.extend(load_samples(item))
+    train_pairs, eval_pairs = split_pairs(pairs_from_samples(samples))
+    if not eval_pairs and config.holdout_fraction > 0 and len(train_pairs) > 1:
+        generator = torch.Generator().manual_seed(config.seed)
+        order = torch.randperm(len(train_pairs), generator=generator).tolist()
+        n_holdout = max(1, round(len(train_pairs) * config.holdout_fraction))
+        eval_pairs = [train_pairs[i] for i in order[:n_holdout]]
+        train_pairs = [train_pairs[i] for i in sorted(order[n_holdout:])]
+    return train_pairs[: config.max_train_pairs], eval_pairs[: config.max_eval_pairs]
+
+
+# --- the in-process launcher -------------------------------------------------------------------
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest resumable `checkpoint-<step>` folder under output_dir, or None."""
+    candidates = [p for p in Path(output_dir).glob("checkpoint-*") if (p / TRAINER_STATE_FILE).exists()]
+    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _resume_dir(config: BTTrainConfig) -> Path | None:
+    if config.resume_from_checkpoint is None:
+        return None
+    if config.resume_from_checkpoint == "latest":
+        return latest_checkpoint(config.output_dir)  # nothing saved yet: start fresh
+    return Path(config.resume_from_checkpoint)
+
+
+def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
+    """One JSON line per metrics row: `<output_dir>/metrics.jsonl`, written by rank 0 of either launcher."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, default=float) + "\n")
+
+
+def read_metrics(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(output_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def local_worker_context(config: BTTrainConfig, device: str | torch.device = "cpu") -> WorkerContext:
+    """Metrics to `<output_dir>/metrics.jsonl` and the log; checkpoints to `<output_dir>/checkpoint-<step>`,
+    keeping the newest `save_total_limit`; the final model to `<output_dir>/final`."""
+    output = config.output_path
+    output.mkdir(parents=True, exist_ok=True)
+
+    def report(row: dict[str, Any]) -> None:
+        log.info("bt %s", row)
+        append_metrics_row(output / METRICS_FILE, row)
+
+    def checkpoint(metrics: dict[str, Any], write: Callable[[Path], None]) -> None:
+        if metrics.get("kind") == "final":
+            target = output / "final"
+            shutil.rmtree(target, ignore_errors=True)
+            write(target)
+            return
+        write(output / f"checkpoint-{metrics['step']:06d}")
+        kept = sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        for old in kept[: -config.save_total_limit]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    return WorkerContext(report=report, checkpoint=checkpoint, device=torch.device(device))
+
+
+def train(config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike],
+          device: str = "cpu") -> TrainResult:
+    """Train in this process (no Ray): Samples or sample files in, `<output_dir>/final` out.
+
+    A fresh run starts a new `<output_dir>/metrics.jsonl`; a resumed one appends to it.
+    """
+    train_pairs, eval_pairs = resolve_pairs(config, data)
+    resume_dir = _resume_dir(config)
+    if resume_dir is None:
+        (config.output_path / METRICS_FILE).unlink(missing_ok=True)
+    return run_bt_training(config, train_pairs, eval_pairs, local_worker_context(config, device),
+                           resume_dir=resume_dir)
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+_SCORERS: dict[str, tuple[Any, Any]] = {}
+
+
+def _scorer(model_path: str) -> tuple[Any, Any]:
+    """Load once per path (benchmarks call score_texts many times); keeps the two most recent."""
+    if model_path not in _SCORERS:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if len(_SCORERS) >= 2:
+            _SCORERS.pop(next(iter(_SCORERS)))
+        model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if tokenizer.pad_token is None:  # a decoder RM trained elsewhere; padding needs some token
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+            model.config.pad_token_id = tokenizer.pad_token_id
+        _SCORERS[model_path] = (model, tokenizer)
+    return _SCORERS[model_path]
+
+
+def score_texts(model_path: str | os.PathLike, texts: Sequence[str], batch_size: int = 32,
+                max_length: int | None = None) -> list[float]:
+    """Scalar rewards for already-rendered texts (see `training.data.render_text`), batched, no grad.
+
+    `max_length` defaults to the length the checkpoint was trained with (its tokenizer's
+    model_max_length), capped at the backbone's position limit.
+    """
+    model, tokenizer = _scorer(str(model_path))
+    limit = max_length or min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512))
+    scores: list[float] = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = _encode(tokenizer, list(texts[start: start + batch_size]), limit, torch.device("cpu"))
+            scores.extend(model(**batch).logits[:, 0].float().tolist())
+    return scores
+
+
+def score_samples(model_path: str | os.PathLike, samples: Sequence[Sample], batch_size: int = 32) -> list[list[float]]:
+    """One reward per response of each sample, rendered with the training template."""
+    texts = [render_text(s.input, r.text) for s in samples for r in s.responses]
+    flat = score_texts(model_path, texts, batch_size)
+    scores, offset = [], 0
+    for sample in samples:
+        scores.append(flat[offset: offset + len(sample.responses)])
+        offset += len(sample.responses)
+    return scores
