@@ -1,0 +1,584 @@
+"""The one LLM client: chat completions against any OpenAI-compatible endpoint.
+
+    client = LLMClient(LLMConfig(base_url=..., model=..., api_key=...), ResponseCache(path))
+    async with client:
+        result = await client.chat(messages, output_model=Verdict, template_version="pairwise-v2")
+    if result.ok: use(result.parsed)        # else: result.error.reason / str(result.error)
+
+What it does for each `chat` call, in order:
+
+1. normalise the messages and build the request; its cache key covers everything that can
+   change the answer (`cache.cache_key`);
+2. answer from the cache when it can (zero HTTP);
+3. otherwise wait for the requests-per-minute and tokens-per-minute buckets, take one of
+   `max_concurrency` slots, and send; each attempt has a hard deadline (`asyncio.wait_for` on top
+   of the SDK's own timeout, which only bounds the gaps between bytes);
+4. retry timeouts, dropped connections, 408/409/429 and 5xx with exponential backoff and jitter,
+   honouring Retry-After; the SDK's own retries are off so every retry is ours and counted;
+5. check the answer (non-empty; parses into `output_model` if one was given) and cache it only
+   if it is good.
+
+Failures are values: `chat` returns a `ChatResult` whose `error` is an `LLMError` with a stable
+`reason`, so one bad item never takes a batch down. It raises only for caller bugs (malformed
+messages, bad arguments). Call `result.raise_for_error()` where an exception is wanted.
+
+Event loops: the SDK's HTTP session belongs to the event loop that opened it, and
+`kinds.run_sync` runs every batch on a fresh loop. The client therefore keeps one SDK client and
+one concurrency semaphore per running loop, and closes each one when its loop shuts down (see
+`_close_when_loop_ends`). Rate limits, cache and usage counters are shared by all loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import openai
+from pydantic import BaseModel
+
+from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key
+from rm_rewards.llm.config import LLMConfig
+from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
+from rm_rewards.llm.ratelimit import TokenBucket
+from rm_rewards.llm.structured import StructuredOutputError, parse_model, response_format_for
+from rm_rewards.llm.usage import UsageStats
+from rm_rewards.schema import ChatMessage
+
+log = logging.getLogger(__name__)
+
+# The SDK's read timeout normally fires first and names the failure precisely; the outer guard is
+# for servers that trickle bytes forever (each gap shorter than the read timeout).
+DEADLINE_GRACE_S = 0.1
+# Rough characters per token, for reserving tokens-per-minute before the server reports usage.
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One chat call's outcome. Exactly one of "usable answer" / `error` holds.
+
+    `content` is the model's text (kept even when it failed to parse, for diagnosis); `parsed` is
+    the validated `output_model` instance when one was asked for; `cached` says the answer came
+    from the cache (then `attempts` is 0 and `usage` is what the original call used).
+    """
+
+    content: str | None
+    parsed: Any = None
+    error: LLMError | None = None
+    cached: bool = False
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    finish_reason: str | None = None
+    attempts: int = 0
+    cache_key: str = ""
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def raise_for_error(self) -> ChatResult:
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+@dataclass(frozen=True)
+class _Completion:
+    content: str | None
+    finish_reason: str | None
+    usage: TokenUsage
+
+
+class _AttemptFailed(Exception):
+    """One HTTP attempt failed; `reason` decides whether it is retried."""
+
+    def __init__(
+        self,
+        reason: ErrorReason,
+        message: str,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason: ErrorReason = reason
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+@dataclass
+class _LoopState:
+    sdk: openai.AsyncOpenAI
+    slots: asyncio.Semaphore
+    closer: AsyncIterator[None]
+
+
+async def _close_when_loop_ends(sdk: openai.AsyncOpenAI) -> AsyncIterator[None]:
+    """An async generator parked at its `yield` for the life of a loop.
+
+    `asyncio.run` (and anything else that calls `loop.shutdown_asyncgens()`) closes every
+    unfinished async generator of the loop before closing it; that runs this `finally`, which
+    closes the loop's HTTP session while the loop can still run it.
+    """
+    try:
+        yield
+    finally:
+        await sdk.close()
+
+
+def normalise_messages(messages: Sequence[ChatMessage | Mapping[str, Any]]) -> list[dict[str, str]]:
+    """`[{"role", "content"}]` dicts from ChatMessages or mappings; a bad entry names its index."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError(f"messages must be a list of chat messages, got {type(messages).__name__}")
+    if not messages:
+        raise ValueError("messages is empty: a chat call needs at least one message")
+    out = []
+    for index, message in enumerate(messages):
+        if isinstance(message, ChatMessage):
+            out.append({"role": message.role, "content": message.content})
+            continue
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"messages[{index}]: expected a ChatMessage or a mapping, got {type(message).__name__}"
+            )
+        for name in ("role", "content"):
+            if not isinstance(message.get(name), str):
+                got = type(message.get(name)).__name__ if name in message else "nothing"
+                raise TypeError(f"messages[{index}].{name}: expected a string, got {got}")
+        out.append({"role": message["role"], "content": message["content"]})
+    return out
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    if not headers:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            value = float(milliseconds) / 1000
+            return value if math.isfinite(value) and value >= 0 else None
+        except ValueError:
+            pass
+    text = headers.get("retry-after")
+    if text is None:
+        return None
+    try:
+        value = float(text)
+        return value if math.isfinite(value) and value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class LLMClient:
+    """Chat completions with cache, limits, deadlines, retries and usage counting. See module doc."""
+
+    def __init__(
+        self, config: LLMConfig, cache: ResponseCache | None = None, *, stats: UsageStats | None = None
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.stats = stats if stats is not None else UsageStats()
+        self._secrets = (config.api_key.get_secret_value(),)
+        self._rpm = TokenBucket(config.requests_per_minute) if config.requests_per_minute else None
+        self._tpm = TokenBucket(config.tokens_per_minute) if config.tokens_per_minute else None
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._states_lock = threading.Lock()
+        self._random = random.Random()
+
+    def __repr__(self) -> str:
+        cache = f", cache={self.cache!r}" if self.cache is not None else ""
+        return f"LLMClient(model={self.config.model!r}, base_url={self.config.base_url!r}{cache})"
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close this loop's HTTP session (the client stays usable: a later call opens a new one)."""
+        loop = asyncio.get_running_loop()
+        with self._states_lock:
+            state = self._states.pop(loop, None)
+            self._forget_closed_loops()
+        if state is not None:
+            await state.closer.aclose()
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the states of loops that have ended (their sessions were closed as they ended).
+
+        The weak keys alone do not free them: each state's HTTP session refers to its loop.
+        """
+        for loop in [loop for loop in self._states if loop.is_closed()]:
+            del self._states[loop]
+
+    async def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        with self._states_lock:
+            state = self._states.get(loop)
+        if state is not None:
+            return state
+        sdk = self._new_sdk_client()
+        state = _LoopState(sdk, asyncio.Semaphore(self.config.max_concurrency), _close_when_loop_ends(sdk))
+        await anext(state.closer)  # park the closer at its yield: the loop now knows about it
+        with self._states_lock:
+            self._forget_closed_loops()
+            winner = self._states.setdefault(loop, state)
+        if winner is not state:  # another task of this loop got here first
+            await state.closer.aclose()
+        return winner
+
+    def _new_sdk_client(self) -> openai.AsyncOpenAI:
+        limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)  # httpx.Limits or httpx2.Limits
+        http_client = openai.DefaultAioHttpClient(
+            timeout=self.config.timeout_s,
+            limits=limits_type(
+                max_connections=max(100, self.config.max_concurrency),
+                max_keepalive_connections=max(20, self.config.max_concurrency),
+            ),
+        )
+        return openai.AsyncOpenAI(
+            api_key=self._secrets[0],
+            base_url=self.config.base_url,
+            timeout=self.config.timeout_s,
+            max_retries=0,  # ours are the only retries, so each is counted and backed off our way
+            http_client=http_client,
+        )
+
+    # --- chat -------------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage | Mapping[str, Any]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        output_model: type[BaseModel] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        template_version: str = "",
+        extra_body: Mapping[str, Any] | None = None,
+        use_cache: bool = True,
+    ) -> ChatResult:
+        """Ask once (with retries); return the answer or the reason there is none.
+
+        `output_model`: parse the answer into this pydantic model (`result.parsed`), and ask for
+        it with `config.structured_output`; a parse failure is a `parse_error` result. An explicit
+        `response_format` overrides what is sent. `template_version` names the prompt template,
+        so a changed template never reuses old answers. `seed` distinguishes samples when the same
+        prompt is asked several times at temperature > 0 (identical requests share one cache
+        entry). `extra_body`: server-specific fields (sent, and part of the cache key).
+        `use_cache=False` neither reads nor writes the cache.
+        """
+        started = time.monotonic()
+        body = self._request_body(
+            normalise_messages(messages), temperature, max_tokens, top_p, seed, stop, extra_body
+        )
+        if response_format is None and output_model is not None:
+            response_format = response_format_for(output_model, self.config.structured_output)
+        if response_format is not None:
+            body["response_format"] = dict(response_format)
+        key = self._key(body, output_model, template_version)
+        self.stats.add(calls=1)
+        cache = self.cache if use_cache else None
+        if cache is not None and (hit := await cache.aget(key)) is not None:
+            self.stats.add(cache_hits=1)
+            completion = _Completion(
+                hit.content, hit.finish_reason, TokenUsage(hit.prompt_tokens, hit.completion_tokens)
+            )
+            return self._finish(completion, output_model, key, started, attempts=0, cached=True)
+        self.stats.add(cache_misses=1)
+        completion, attempts = await self._send_with_retries(body)
+        if isinstance(completion, LLMError):
+            return self._failed(completion, key, started)
+        result = self._finish(completion, output_model, key, started, attempts=attempts, cached=False)
+        if cache is not None and result.ok:
+            await cache.aput(key, self._cache_entry(result, template_version))
+        return result
+
+    async def chat_many(
+        self, conversations: Sequence[Sequence[ChatMessage | Mapping[str, Any]]], **options: Any
+    ) -> list[ChatResult]:
+        """`chat` for each conversation, concurrently (bounded by `max_concurrency`), in order."""
+        return list(await asyncio.gather(*(self.chat(messages, **options) for messages in conversations)))
+
+    async def list_models(self) -> list[str]:
+        """Model ids the endpoint serves: a cheap health check. Raises `LLMError` (no retries)."""
+        state = await self._state()
+        try:
+            page = await asyncio.wait_for(state.sdk.models.list(), self.config.timeout_s + DEADLINE_GRACE_S)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one redacted, typed error
+            failure = self._classify(exc)
+            raise LLMError(
+                failure.reason, failure.message, status_code=failure.status_code, attempts=1
+            ) from None
+        return [model.id for model in page.data]
+
+    # --- request building -------------------------------------------------------------------
+
+    def _request_body(
+        self,
+        messages: list[dict[str, str]],
+        temperature: float,
+        max_tokens: int | None,
+        top_p: float | None,
+        seed: int | None,
+        stop: str | Sequence[str] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens or self.config.default_max_tokens,
+        }
+        if top_p is not None:
+            body["top_p"] = top_p
+        if seed is not None:
+            body["seed"] = seed
+        if stop is not None:
+            body["stop"] = stop if isinstance(stop, str) else list(stop)
+        if extra_body:
+            body["extra_body"] = dict(extra_body)
+        return body
+
+    @staticmethod
+    def _key(body: Mapping[str, Any], output_model: type[BaseModel] | None, template_version: str) -> str:
+        sampling = {k: v for k, v in body.items() if k not in ("model", "messages", "response_format")}
+        return cache_key(
+            model=body["model"],
+            messages=body["messages"],
+            sampling=sampling,
+            response_format=body.get("response_format"),
+            output_schema=output_model.model_json_schema() if output_model is not None else None,
+            template_version=template_version,
+        )
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _send_with_retries(self, body: dict[str, Any]) -> tuple[_Completion | LLMError, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._send_once(body), attempt
+            except _AttemptFailed as failure:
+                if failure.reason not in RETRYABLE_REASONS:
+                    return self._error(failure, attempt), attempt
+                if attempt > self.config.max_retries:
+                    return self._error(failure, attempt, "; retries exhausted"), attempt
+                wait = self._retry_wait(attempt, failure.retry_after)
+                if wait is None:
+                    detail = f"; server asked to wait {failure.retry_after:.0f}s, more than max_retry_after_s"
+                    return self._error(failure, attempt, detail), attempt
+                self.stats.add(retries=1)
+                log.info(
+                    "LLM %s (attempt %d): %s; retrying in %.2fs",
+                    failure.reason,
+                    attempt,
+                    failure.message,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+
+    def _error(self, failure: _AttemptFailed, attempts: int, detail: str = "") -> LLMError:
+        return LLMError(
+            failure.reason, failure.message + detail, status_code=failure.status_code, attempts=attempts
+        )
+
+    def _retry_wait(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds before retry number `attempt`; None when Retry-After is beyond what we accept."""
+        if retry_after is not None:
+            if retry_after > self.config.max_retry_after_s:
+                return None
+            # At least what the server asked, spread a little so a crowd does not return at once.
+            return retry_after * self._random.uniform(1.0, 1.1)
+        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
+        return ceiling / 2 + self._random.uniform(0, ceiling / 2)  # "equal jitter"
+
+    async def _send_once(self, body: dict[str, Any]) -> _Completion:
+        if self._rpm is not None:
+            await self._rpm.acquire(1)
+        reserved = self._estimate_tokens(body)
+        if self._tpm is not None:
+            await self._tpm.acquire(reserved)
+        state = await self._state()
+        async with state.slots:
+            self.stats.add(requests=1)
+            try:
+                response = await asyncio.wait_for(
+                    state.sdk.chat.completions.create(**body), self.config.timeout_s + DEADLINE_GRACE_S
+                )
+            except Exception as exc:  # noqa: BLE001 - classified; CancelledError is not an Exception
+                raise self._classify(exc) from None
+        completion = self._completion(response)
+        if self._tpm is not None:
+            self._tpm.refund(reserved - completion.usage.total_tokens)
+        self.stats.add(
+            prompt_tokens=completion.usage.prompt_tokens, completion_tokens=completion.usage.completion_tokens
+        )
+        return completion
+
+    @staticmethod
+    def _estimate_tokens(body: Mapping[str, Any]) -> int:
+        prompt_chars = sum(len(m["content"]) for m in body["messages"])
+        return prompt_chars // CHARS_PER_TOKEN + int(body["max_tokens"])
+
+    def _classify(self, exc: Exception) -> _AttemptFailed:
+        """Map whatever one attempt raised to a reason and a redacted message."""
+        root = _root_cause(exc)
+        refused = isinstance(root, OSError) and not isinstance(root, TimeoutError)
+        if isinstance(exc, (TimeoutError, openai.APITimeoutError)) and not refused:
+            return _AttemptFailed("timeout", f"no complete response within {self.config.timeout_s:g}s")
+        if isinstance(exc, openai.APIConnectionError):
+            return _AttemptFailed("connection", self._clean(f"{type(root).__name__}: {root}"))
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            detail = exc.body.get("message") if isinstance(exc.body, dict) else None
+            message = self._clean(f"HTTP {status}: {detail or exc.message}")
+            return _AttemptFailed(
+                _status_reason(status), message, status, parse_retry_after(exc.response.headers)
+            )
+        return _AttemptFailed("bad_response", self._clean(f"{type(exc).__name__}: {exc}"))
+
+    def _clean(self, text: str) -> str:
+        return redact(" ".join(str(text).split()), self._secrets)
+
+    def _completion(self, response: Any) -> _Completion:
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise _AttemptFailed("bad_response", "the response has no choices")
+        usage = getattr(response, "usage", None)
+        tokens = TokenUsage(
+            int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+        )
+        message = choices[0].message
+        return _Completion(getattr(message, "content", None), choices[0].finish_reason, tokens)
+
+    # --- results ----------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        completion: _Completion,
+        output_model: type[BaseModel] | None,
+        key: str,
+        started: float,
+        *,
+        attempts: int,
+        cached: bool,
+    ) -> ChatResult:
+        parsed, error = self._check_content(completion, output_model, attempts)
+        if error is not None:
+            self.stats.add_failure(error.reason)
+        return ChatResult(
+            content=completion.content,
+            parsed=parsed,
+            error=error,
+            cached=cached,
+            usage=completion.usage,
+            finish_reason=completion.finish_reason,
+            attempts=attempts,
+            cache_key=key,
+            latency_s=time.monotonic() - started,
+        )
+
+    def _check_content(
+        self, completion: _Completion, output_model: type[BaseModel] | None, attempts: int
+    ) -> tuple[BaseModel | None, LLMError | None]:
+        """The parsed output model (None without one), or the error the content holds."""
+        if not completion.content or not completion.content.strip():
+            hint = (
+                " (finish_reason=length: max_tokens too small?)"
+                if completion.finish_reason == "length"
+                else ""
+            )
+            return None, LLMError("empty_content", f"the model returned no text{hint}", attempts=attempts)
+        if output_model is None:
+            return None, None
+        try:
+            return parse_model(completion.content, output_model), None
+        except StructuredOutputError as exc:
+            return None, LLMError("parse_error", self._clean(str(exc)), attempts=attempts)
+
+    def _failed(self, error: LLMError, key: str, started: float) -> ChatResult:
+        self.stats.add_failure(error.reason)
+        log.warning("LLM call failed: %s", error)
+        return ChatResult(
+            content=None,
+            error=error,
+            attempts=error.attempts,
+            cache_key=key,
+            latency_s=time.monotonic() - started,
+        )
+
+    def _cache_entry(self, result: ChatResult, template_version: str) -> CachedResponse:
+        return CachedResponse(
+            content=result.content or "",
+            finish_reason=result.finish_reason,
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            model=self.config.model,
+            template_version=template_version,
+            created_at=time.time(),
+        )
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception behind the SDK's wrappers.
+
+    Needed because the SDK's aiohttp transport reports a refused connection as a connect
+    *timeout*; the OSError underneath says what really happened.
+    """
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+def _status_reason(status: int) -> ErrorReason:
+    if status == 429:
+        return "rate_limited"
+    if status == 408:
+        return "timeout"
+    if status == 409 or status >= 500:
+        return "server_error"
+    if status in (401, 403):
+        return "auth"
+    return "client_error"
+
+
+__all__ = ["ChatResult", "LLMClient", "TokenUsage", "normalise_messages", "parse_retry_after"]

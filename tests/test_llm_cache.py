@@ -1,0 +1,221 @@
+"""The response cache: keys, hits and misses over real HTTP, errors never stored, and one SQLite
+file shared by several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key
+from tests.conftest import CANARY_API_KEY
+from tests.fake_openai import reply, status
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BATCH = [f"question {i}" for i in range(12)]
+
+
+class Score(BaseModel):
+    score: int
+
+
+def run_batch(client: LLMClient, texts: list[str], **options):
+    async def go():
+        async with client:
+            return await client.chat_many([[{"role": "user", "content": t}] for t in texts], **options)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def cache(tmp_path) -> ResponseCache:
+    return ResponseCache(tmp_path / "llm_cache.sqlite")
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+BASE_KEY = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "hi"}],
+    "sampling": {"temperature": 0.0, "max_tokens": 64},
+    "response_format": None,
+    "template_version": "t1",
+}
+
+
+def test_cache_key_is_stable_and_ignores_dict_order_and_unsent_fields() -> None:
+    key = cache_key(**BASE_KEY)
+    assert len(key) == 64 and key == cache_key(**BASE_KEY)
+    reordered = {**BASE_KEY, "sampling": {"max_tokens": 64, "top_p": None, "temperature": 0.0}}
+    assert cache_key(**reordered) == key
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "m2"},
+        {"messages": [{"role": "user", "content": "hi!"}]},
+        {"messages": [{"role": "system", "content": "hi"}]},
+        {"sampling": {"temperature": 0.7, "max_tokens": 64}},
+        {"sampling": {"temperature": 0.0, "max_tokens": 65}},
+        {"sampling": {"temperature": 0.0, "max_tokens": 64, "seed": 1}},
+        {"response_format": {"type": "json_object"}},
+        {"output_schema": {"type": "object"}},
+        {"template_version": "t2"},
+    ],
+    ids=str,
+)
+def test_cache_key_changes_with_every_input(change: dict) -> None:
+    assert cache_key(**{**BASE_KEY, **change}) != cache_key(**BASE_KEY)
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+def test_store_round_trip_in_wal_mode(cache: ResponseCache) -> None:
+    entry = CachedResponse("answer", "stop", 5, 2, model="m", template_version="t", created_at=1.0)
+    assert cache.get("k") is None and "k" not in cache
+    cache.put("k", entry)
+    assert cache.get("k") == entry and "k" in cache and len(cache) == 1
+    with sqlite3.connect(cache.path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_store_survives_pickling_and_reopening(cache: ResponseCache) -> None:
+    cache.put("k", CachedResponse("answer", "stop", 1, 1))
+    clone = pickle.loads(pickle.dumps(cache))
+    assert clone.get("k").content == "answer"
+    cache.close()
+    assert cache.get("k").content == "answer"  # reopens on use
+
+
+def test_bad_cache_path_fails_at_construction(tmp_path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises((OSError, sqlite3.Error)):
+        ResponseCache(tmp_path / "a_file" / "cache.sqlite")
+
+
+# --- through the client ------------------------------------------------------------------------
+
+
+def test_rerun_of_an_identical_batch_makes_zero_http_calls(fake_openai, llm_config, cache) -> None:
+    client = LLMClient(llm_config(fake_openai), cache)
+    first = run_batch(client, BATCH)
+    assert fake_openai.request_count == len(BATCH) and not any(r.cached for r in first)
+    second = run_batch(LLMClient(llm_config(fake_openai), cache), BATCH)  # a fresh client, same file
+    assert fake_openai.request_count == len(BATCH)
+    assert all(r.cached and r.attempts == 0 for r in second)
+    assert [r.content for r in second] == [r.content for r in first]
+    assert [r.usage for r in second] == [r.usage for r in first]  # what the original call used
+    stats = client.stats.snapshot()
+    assert (stats.cache_hits, stats.cache_misses) == (0, len(BATCH))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 0.5},
+        {"max_tokens": 99},
+        {"seed": 3},
+        {"template_version": "v2"},
+        {"output_model": Score},
+        {"extra_body": {"top_k": 5}},
+    ],
+    ids=str,
+)
+def test_any_changed_parameter_is_a_miss(fake_openai, llm_config, cache, change) -> None:
+    fake_openai.set_default(reply('{"score": 1}'))
+    client = LLMClient(llm_config(fake_openai), cache)
+    run_batch(client, ["same prompt"], template_version="v1")
+    [result] = run_batch(client, ["same prompt"], **{"template_version": "v1", **change})
+    assert not result.cached and fake_openai.request_count == 2
+    [again] = run_batch(client, ["same prompt"], **{"template_version": "v1", **change})
+    assert again.cached and fake_openai.request_count == 2
+
+
+def test_different_model_is_a_miss(fake_openai, llm_config, cache) -> None:
+    run_batch(LLMClient(llm_config(fake_openai), cache), ["q"])
+    [result] = run_batch(LLMClient(llm_config(fake_openai, model="other-model"), cache), ["q"])
+    assert not result.cached and fake_openai.request_count == 2
+
+
+def test_errors_are_never_cached(fake_openai, llm_config, cache) -> None:
+    client = LLMClient(llm_config(fake_openai, max_retries=0), cache)
+    fake_openai.enqueue(status(500), reply(""), status(400))
+    failed = run_batch(client, ["a"]) + run_batch(client, ["b"]) + run_batch(client, ["c"])
+    assert [r.error.reason for r in failed] == ["server_error", "empty_content", "client_error"]
+    assert len(cache) == 0
+    recovered = run_batch(client, ["a", "b", "c"])
+    assert all(r.ok and not r.cached for r in recovered)
+    assert fake_openai.request_count == 6 and len(cache) == 3
+
+
+def test_use_cache_false_neither_reads_nor_writes(fake_openai, llm_config, cache) -> None:
+    client = LLMClient(llm_config(fake_openai), cache)
+    run_batch(client, ["q"])
+    [fresh] = run_batch(client, ["q"], use_cache=False)
+    [other] = run_batch(client, ["new"], use_cache=False)
+    assert not fresh.cached and fake_openai.request_count == 3
+    assert len(cache) == 1 and other.cache_key not in cache
+
+
+def test_the_key_is_not_stored(fake_openai, llm_config, cache) -> None:
+    run_batch(LLMClient(llm_config(fake_openai), cache), BATCH)
+    cache.close()
+    for path in cache.path.parent.iterdir():
+        assert CANARY_API_KEY.encode() not in path.read_bytes()
+
+
+# --- several processes -------------------------------------------------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
+
+    base_url, cache_path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    client = LLMClient(LLMConfig(base_url=base_url, model="fake-model"), ResponseCache(cache_path))
+
+    async def go():
+        async with client:
+            return await client.chat_many([[{"role": "user", "content": t}] for t in texts])
+
+    results = asyncio.run(go())
+    print(json.dumps({"cached": [r.cached for r in results], "content": [r.content for r in results]}))
+    """
+)
+
+
+def _child(server, cache: ResponseCache, texts: list[str]) -> subprocess.Popen:
+    command = [sys.executable, "-c", _CHILD, server.base_url, str(cache.path), json.dumps(texts)]
+    return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def _output(process: subprocess.Popen) -> dict:
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    return json.loads(out)
+
+
+def test_cache_is_shared_across_processes(fake_openai, llm_config, cache) -> None:
+    first = run_batch(LLMClient(llm_config(fake_openai), cache), BATCH)
+    child = _output(_child(fake_openai, cache, BATCH))
+    assert child["cached"] == [True] * len(BATCH)
+    assert child["content"] == [r.content for r in first]
+    assert fake_openai.request_count == len(BATCH)  # the child made no HTTP call
+
+
+def test_processes_writing_at_once_lose_nothing(fake_openai, cache) -> None:
+    batches = [[f"p{p} item {i}" for i in range(60)] for p in range(3)]
+    children = [_child(fake_openai, cache, texts) for texts in batches]
+    outputs = [_output(child) for child in children]
+    assert all(not any(o["cached"]) for o in outputs)
+    assert len(cache) == 180 and fake_openai.request_count == 180

@@ -1,0 +1,416 @@
+"""The LLM client over real HTTP against the fake OpenAI server: faults, retries, deadlines,
+concurrency and rate limits, usage counting, event loops, and the API key never leaking."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import gc
+import logging
+import pickle
+import time
+
+import pytest
+
+from rm_rewards.kinds import run_sync
+from rm_rewards.llm import LLMClient, LLMConfig, LLMError, TokenBucket, UsageSnapshot, UsageStats
+from rm_rewards.llm.client import normalise_messages, parse_retry_after
+from rm_rewards.schema import ChatMessage
+from tests.conftest import CANARY_API_KEY
+from tests.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
+
+
+def ask(client: LLMClient, text: str = "hello", **options):
+    async def go():
+        async with client:
+            return await client.chat([{"role": "user", "content": text}], **options)
+
+    return asyncio.run(go())
+
+
+def ask_many(client: LLMClient, texts: list[str], **options):
+    async def go():
+        async with client:
+            return await client.chat_many([[{"role": "user", "content": t}] for t in texts], **options)
+
+    return asyncio.run(go())
+
+
+# --- the happy path ----------------------------------------------------------------------------
+
+
+def test_chat_sends_the_request_and_returns_the_answer(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(reply("fine, thanks", prompt_tokens=11, completion_tokens=3))
+    client = LLMClient(llm_config(fake_openai))
+    result = ask(client, "how are you?", temperature=0.2, max_tokens=50, top_p=0.9, seed=7, stop=["\n\n"])
+    assert result.ok and result.content == "fine, thanks" and not result.cached
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.attempts) == (11, 3, 1)
+    [request] = fake_openai.requests
+    body = request["body"]
+    assert body["model"] == "fake-model"
+    assert body["messages"] == [{"role": "user", "content": "how are you?"}]
+    assert (body["temperature"], body["max_tokens"], body["top_p"], body["seed"], body["stop"]) == (
+        0.2,
+        50,
+        0.9,
+        7,
+        ["\n\n"],
+    )
+    assert request["headers"]["Authorization"] == f"Bearer {CANARY_API_KEY}"
+    stats = client.stats.snapshot()
+    assert (stats.calls, stats.requests, stats.retries, stats.failures) == (1, 1, 0, 0)
+    assert (stats.prompt_tokens, stats.completion_tokens) == (11, 3)
+
+
+def test_extra_body_fields_are_sent(fake_openai, llm_config) -> None:
+    ask(LLMClient(llm_config(fake_openai)), extra_body={"cache_prompt": True, "top_k": 20})
+    body = fake_openai.bodies[0]
+    assert body["cache_prompt"] is True and body["top_k"] == 20
+
+
+def test_chat_many_keeps_order(fake_openai, llm_config) -> None:
+    texts = [f"item {i}" for i in range(20)]
+    results = ask_many(LLMClient(llm_config(fake_openai)), texts)
+    assert [r.content for r in results] == [f"echo: {t}" for t in texts]
+
+
+def test_messages_accept_chat_messages_and_name_bad_entries() -> None:
+    assert normalise_messages([ChatMessage(role="system", content="be brief")]) == [
+        {"role": "system", "content": "be brief"}
+    ]
+    with pytest.raises(TypeError, match=r"messages\[1\]\.content: expected a string, got int"):
+        normalise_messages([{"role": "user", "content": "a"}, {"role": "user", "content": 3}])
+    with pytest.raises(TypeError, match=r"messages\[0\]\.role: expected a string, got nothing"):
+        normalise_messages([{"content": "a"}])
+    with pytest.raises(ValueError, match="empty"):
+        normalise_messages([])
+    with pytest.raises(TypeError, match="list of chat messages"):
+        normalise_messages("hello")
+
+
+def test_list_models_is_a_health_check(fake_openai, llm_config) -> None:
+    async def go():
+        async with LLMClient(llm_config(fake_openai)) as client:
+            return await client.list_models()
+
+    assert asyncio.run(go()) == ["fake-model"]
+    assert fake_openai.models_requests == 1
+
+
+# --- faults: retried and recovered ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault", [status(500), status(502), status(503), status(409), drop(), status(429)], ids=str
+)
+def test_transient_fault_is_retried_and_recovered(fake_openai, llm_config, fault) -> None:
+    fake_openai.enqueue(fault, reply("recovered"))
+    client = LLMClient(llm_config(fake_openai))
+    result = ask(client)
+    assert result.ok and result.content == "recovered" and result.attempts == 2
+    assert fake_openai.request_count == 2
+    stats = client.stats.snapshot()
+    assert (stats.requests, stats.retries, stats.failures) == (2, 1, 0)
+
+
+def test_retry_after_is_honoured(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(status(429, retry_after=0.4), reply("ok"))
+    client = LLMClient(llm_config(fake_openai, backoff_base_s=0.001, backoff_max_s=0.001))
+    result = ask(client)
+    first, second = fake_openai.requests
+    # Our own backoff is 1 ms here: only the header explains a wait this long.
+    assert 0.4 <= second["at"] - first["at"] < 1.5
+    assert result.ok and result.attempts == 2
+
+
+def test_retry_after_beyond_the_cap_ends_the_call(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(status(429, retry_after=60))
+    started = time.monotonic()
+    result = ask(LLMClient(llm_config(fake_openai, max_retry_after_s=5)))
+    assert time.monotonic() - started < 2
+    assert result.error.reason == "rate_limited" and "60s" in result.error.message
+    assert fake_openai.request_count == 1
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= parse_retry_after({"retry-after": in_ten}) <= 10.5
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({"retry-after": "-3"}) is None
+    assert parse_retry_after({}) is None
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_ceiling(fake_openai, llm_config) -> None:
+    client = LLMClient(llm_config(fake_openai, backoff_base_s=0.1, backoff_max_s=0.5))
+    for attempt, (low, high) in {1: (0.05, 0.1), 2: (0.1, 0.2), 3: (0.2, 0.4), 6: (0.25, 0.5)}.items():
+        waits = [client._retry_wait(attempt, None) for _ in range(200)]
+        assert all(low <= w <= high for w in waits)
+        assert len(set(waits)) > 100  # jittered, not a fixed schedule
+
+
+# --- faults: turned into errors ----------------------------------------------------------------
+
+
+def test_persistent_server_error_becomes_an_error_after_max_retries(fake_openai, llm_config) -> None:
+    fake_openai.set_default(status(500))
+    client = LLMClient(llm_config(fake_openai, max_retries=2))
+    result = ask(client)
+    assert result.content is None and result.parsed is None
+    assert (result.error.reason, result.error.status_code, result.error.attempts) == ("server_error", 500, 3)
+    assert fake_openai.request_count == 3
+    stats = client.stats.snapshot()
+    assert (stats.requests, stats.retries, stats.failures, stats.failures_by_reason) == (
+        3,
+        2,
+        1,
+        {"server_error": 1},
+    )
+    with pytest.raises(LLMError, match="server_error"):
+        result.raise_for_error()
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (status(400), "client_error"),
+        (status(404), "client_error"),
+        (status(401), "auth"),
+        (status(403), "auth"),
+        (garbage(), "bad_response"),
+        (reply(""), "empty_content"),
+        (reply("   \n"), "empty_content"),
+        (reply(None), "empty_content"),
+    ],
+    ids=str,
+)
+def test_permanent_fault_is_not_retried(fake_openai, llm_config, fault, reason) -> None:
+    fake_openai.enqueue(fault)
+    client = LLMClient(llm_config(fake_openai))
+    result = ask(client)
+    assert result.error is not None and result.error.reason == reason
+    assert fake_openai.request_count == 1
+    assert client.stats.snapshot().failures_by_reason == {reason: 1}
+
+
+def test_empty_content_cut_by_max_tokens_says_so(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(reply("", finish_reason="length"))
+    result = ask(LLMClient(llm_config(fake_openai)))
+    assert result.error.reason == "empty_content" and "max_tokens" in result.error.message
+
+
+def test_timeout_fires_when_the_server_sleeps(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(hang(5.0))
+    started = time.monotonic()
+    result = ask(LLMClient(llm_config(fake_openai, timeout_s=0.3, max_retries=0)))
+    assert time.monotonic() - started < 1.5
+    assert result.error.reason == "timeout"
+
+
+def test_deadline_fires_when_the_server_trickles_bytes(fake_openai, llm_config) -> None:
+    # A byte every 50 ms keeps any read timeout happy; only the whole-request deadline stops it.
+    fake_openai.enqueue(trickle(5.0, interval_s=0.05))
+    started = time.monotonic()
+    result = ask(LLMClient(llm_config(fake_openai, timeout_s=0.3, max_retries=0)))
+    assert time.monotonic() - started < 1.5
+    assert result.error.reason == "timeout"
+
+
+def test_timed_out_attempt_is_retried(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(hang(3.0), reply("second time lucky"))
+    result = ask(LLMClient(llm_config(fake_openai, timeout_s=0.3, max_retries=1)))
+    assert result.ok and result.content == "second time lucky" and result.attempts == 2
+
+
+def test_dropped_connections_exhaust_retries_as_connection_error(fake_openai, llm_config) -> None:
+    fake_openai.set_default(drop())
+    result = ask(LLMClient(llm_config(fake_openai, max_retries=1)))
+    assert result.error.reason == "connection" and result.error.attempts == 2
+
+
+def test_unreachable_server_is_a_connection_error(llm_config) -> None:
+    class Nowhere:  # a port nobody listens on: bind one, then release it
+        import socket
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        sock.close()
+
+    result = ask(LLMClient(llm_config(Nowhere, max_retries=1)))
+    assert result.error.reason == "connection" and result.error.attempts == 2
+
+
+def test_one_failing_item_does_not_spoil_the_batch(fake_openai, llm_config) -> None:
+    fake_openai.add_rule("poison", status(400))
+    results = ask_many(LLMClient(llm_config(fake_openai)), ["a", "poison pill", "c"])
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error.reason == "client_error"
+
+
+# --- concurrency and rate limits ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [4, 16])
+def test_concurrency_limit_is_respected(fake_openai, llm_config, limit) -> None:
+    fake_openai.set_latency(0.1)
+    ask_many(LLMClient(llm_config(fake_openai, max_concurrency=limit)), [f"q{i}" for i in range(3 * limit)])
+    # Never above the limit, and the limit is really reached (the observation can tell).
+    assert limit // 2 < fake_openai.max_in_flight <= limit
+
+
+def test_hundreds_of_requests_in_flight(fake_openai_process, llm_config) -> None:
+    fake_openai_process.set_latency(0.5)
+    client = LLMClient(llm_config(fake_openai_process, max_concurrency=400, timeout_s=10))
+    started = time.monotonic()
+    results = ask_many(client, [f"q{i}" for i in range(300)])
+    elapsed = time.monotonic() - started
+    assert all(r.ok for r in results)
+    assert fake_openai_process.max_in_flight >= 200
+    assert elapsed < 4.0  # serially this would take 150 s
+
+
+def test_requests_per_minute_limit_paces_requests(fake_openai, llm_config) -> None:
+    # 600/min = 10/s with a burst of 10: 25 requests need at least 1.5 s.
+    client = LLMClient(llm_config(fake_openai, requests_per_minute=600))
+    started = time.monotonic()
+    assert all(r.ok for r in ask_many(client, [f"q{i}" for i in range(25)]))
+    assert 1.4 <= time.monotonic() - started < 4.0
+    arrivals = sorted(r["at"] for r in fake_openai.requests)
+    assert arrivals[-1] - arrivals[0] >= 1.3
+    # No 0.5 s window holds more than the burst plus half a second's refill (+ scheduling slack).
+    assert max(sum(1 for t in arrivals if start <= t < start + 0.5) for start in arrivals) <= 10 + 5 + 4
+
+
+def test_tokens_per_minute_limit_waits_and_refunds_the_overestimate(fake_openai, llm_config) -> None:
+    # 60,000/min = 1,000 tokens/s, burst 1,000. Each call reserves ~1,500 (max_tokens) and uses
+    # ~5, so each waits ~0.5 s for its reservation and then gets the unused ~1,495 back.
+    client = LLMClient(llm_config(fake_openai, tokens_per_minute=60_000))
+
+    async def two_calls():
+        async with client:
+            for text in ("first", "second"):
+                await client.chat([{"role": "user", "content": text}], max_tokens=1500)
+
+    started = time.monotonic()
+    asyncio.run(two_calls())
+    assert time.monotonic() - started >= 0.9
+    assert client._tpm is not None and client._tpm.level > 900  # refunded; else it would be ~ -500
+
+
+def test_token_bucket_reserves_in_arrival_order() -> None:
+    now = [0.0]
+    bucket = TokenBucket(60, burst=2, clock=lambda: now[0])  # 1 unit/s
+    assert [bucket.reserve(1) for _ in range(4)] == [0.0, 0.0, 1.0, 2.0]
+    now[0] = 10.0
+    assert bucket.level == 2.0  # refills, but never beyond the burst
+    assert bucket.reserve(5) == 3.0  # larger than the bucket: allowed, just waits longer
+    bucket.refund(5)
+    assert bucket.level == 2.0
+    with pytest.raises(ValueError):
+        TokenBucket(0)
+
+
+def test_token_bucket_cancelled_wait_gives_units_back() -> None:
+    bucket = TokenBucket(60, burst=1)
+
+    async def go():
+        bucket.reserve(1)
+        waiter = asyncio.ensure_future(bucket.acquire(1))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    asyncio.run(go())
+    assert -0.1 < bucket.level < 0.2
+
+
+# --- usage accounting --------------------------------------------------------------------------
+
+
+def test_usage_snapshots_subtract_and_reset(fake_openai, llm_config) -> None:
+    client = LLMClient(llm_config(fake_openai))
+    ask(client, "one")
+    before = client.stats.snapshot()
+    fake_openai.enqueue(status(500), reply("two"), status(400))
+    ask_many(client, ["two", "three"])
+    delta = client.stats.snapshot() - before
+    assert (delta.calls, delta.requests, delta.retries, delta.failures) == (2, 3, 1, 1)
+    assert delta.failures_by_reason == {"client_error": 1}
+    metadata = delta.as_metadata()
+    assert metadata["llm_calls"] == 2 and metadata["llm_failures_client_error"] == 1
+    assert client.stats.reset().calls == 3
+    assert client.stats.snapshot() == UsageSnapshot()
+
+
+def test_usage_stats_reject_unknown_counters() -> None:
+    with pytest.raises(ValueError, match="unknown usage counters"):
+        UsageStats().add(callz=1)
+
+
+# --- event loops -------------------------------------------------------------------------------
+
+
+def test_one_client_serves_several_event_loops_and_closes_their_sessions(
+    fake_openai, llm_config, caplog
+) -> None:
+    clients = [LLMClient(llm_config(fake_openai))]
+
+    async def one(text):
+        return await clients[0].chat([{"role": "user", "content": text}])
+
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    assert asyncio.run(one("first loop")).ok  # no `async with`: the loop's end must close it
+    assert asyncio.run(one("second loop")).ok
+
+    async def inside_a_running_loop():
+        return run_sync(lambda: one("worker-thread loop"))  # what kinds.evaluate_batch does
+
+    assert asyncio.run(inside_a_running_loop()).ok
+    assert fake_openai.request_count == 3
+    assert len(clients[0]._states) == 1  # ended loops are forgotten, not hoarded
+    clients.clear()
+    gc.collect()  # an unclosed aiohttp session complains when it is collected
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+# --- the key never leaks -----------------------------------------------------------------------
+
+
+def test_api_key_never_appears_in_repr_logs_errors_or_stats(fake_openai, llm_config, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = llm_config(fake_openai, max_retries=1)
+    client = LLMClient(config)
+    # A hostile server that echoes the Authorization header in its error body, plus retries and a
+    # connection failure: every path that formats an error or a log line.
+    fake_openai.enqueue(echo_auth(401), status(500), status(500), drop(), reply("ok"))
+    results = ask_many(client, ["a"]) + ask_many(client, ["b"]) + ask_many(client, ["c"])
+    assert CANARY_API_KEY in fake_openai.requests[0]["headers"]["Authorization"]  # the key was used
+    assert [r.error.reason if r.error else None for r in results] == ["auth", "server_error", None]
+    assert "[REDACTED]" in results[0].error.message
+
+    exposed = [repr(config), str(config), config.model_dump_json(), str(config.model_dump()), repr(client)]
+    for result in results:
+        exposed += [repr(result), str(result.error)]
+        if result.error:
+            exposed.append(repr(pickle.loads(pickle.dumps(result.error))))
+            with pytest.raises(LLMError) as caught:
+                result.raise_for_error()
+            exposed.append("".join(__import__("traceback").format_exception(caught.value)))
+    exposed.append(client.stats.snapshot().model_dump_json())
+    exposed += [record.getMessage() for record in caplog.records]
+    exposed += [record.exc_text or "" for record in caplog.records]
+    assert len(caplog.records) > 3  # the log was really captured
+    for text in exposed:
+        assert CANARY_API_KEY not in text
+
+
+def test_config_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        LLMConfig(base_url="127.0.0.1:8080/v1", model="m")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        LLMConfig(base_url="http://x/v1", model="m", max_concurrency=0)
+    with pytest.raises(ValueError, match="tokens_per_minute"):
+        LLMConfig(base_url="http://x/v1", model="m", tokens_per_minute=-5)
