@@ -1,0 +1,270 @@
+"""Style rules on the response text alone: length range, n-gram repetition, privacy leakage.
+
+All three are penalties: 0 is clean, negative is worse. Bare functions: `length_penalty`,
+`ngram_repetition_rate`, `ngram_repetition_penalty`, `find_privacy_leaks`, `privacy_leakage`.
+Every regex here has bounded repetition, so 1 MB of adversarial text is scanned in linear time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
+
+from pydantic import Field, model_validator
+
+from rm_rewards.kinds import PointwiseReward
+from rm_rewards.registry import register
+from rm_rewards.rules.general import tokenize
+from rm_rewards.schema import ResponseScore, Sample
+
+LengthUnit = Literal["chars", "words"]
+
+
+# --- length -----------------------------------------------------------------------------------
+
+
+def text_length(text: str, unit: LengthUnit = "chars") -> int:
+    """Length in characters, or in words (each CJK character counts as a word)."""
+    return len(text) if unit == "chars" else len(tokenize(text))
+
+
+def length_penalty(
+    text: str,
+    min_length: int = 10,
+    max_length: int = 1000,
+    unit: LengthUnit = "chars",
+    penalty_rate: float = 0.01,
+    max_penalty: float | None = None,
+) -> float:
+    """0 inside [min_length, max_length]; outside, -penalty_rate per unit of distance (capped)."""
+    length = text_length(text, unit)
+    distance = max(min_length - length, length - max_length, 0)
+    penalty = distance * penalty_rate
+    if max_penalty is not None:
+        penalty = min(penalty, max_penalty)
+    return -penalty
+
+
+# --- repetition -------------------------------------------------------------------------------
+
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def ngram_repetition_rate(text: str, n: int = 3) -> float:
+    """1 - distinct/total n-grams of the tokens; 0 when the text has fewer than n tokens."""
+    tokens = tokenize(text)
+    total = len(tokens) - n + 1
+    if total <= 0:
+        return 0.0
+    distinct = len(set(zip(*(tokens[k:] for k in range(n)))))
+    return 1.0 - distinct / total
+
+
+def repetition_penalty_from_rate(
+    rate: float,
+    threshold: float = 0.3,
+    penalty_rate: float = 1.0,
+    soft: bool = False,
+    max_penalty: float = 1.0,
+    min_scaling: float = 0.0,
+) -> float:
+    """Hard mode: -(rate - threshold)·penalty_rate above the threshold. Soft mode: the rate
+    rescaled from [min_scaling, 1] to [0, 1], times -max_penalty."""
+    if soft:
+        scaled = max(0.0, (rate - min_scaling) / (1.0 - min_scaling))
+        return -max_penalty * scaled
+    return -(rate - threshold) * penalty_rate if rate > threshold else 0.0
+
+
+def ngram_repetition_penalty(text: str, n: int = 3, threshold: float = 0.3, penalty_rate: float = 1.0) -> float:
+    """Hard-threshold repetition penalty of the whole text (see `repetition_penalty_from_rate`)."""
+    return repetition_penalty_from_rate(ngram_repetition_rate(text, n), threshold, penalty_rate)
+
+
+# --- privacy ----------------------------------------------------------------------------------
+
+
+class Leak(NamedTuple):
+    kind: str
+    start: int
+    end: int
+
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])"
+)
+# 13-19 digits, optionally in groups split by single spaces or dashes; Luhn-checked afterwards.
+_CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+_CN_ID_RE = re.compile(
+    r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])"
+)
+# US SSN, written with dashes: area 001-899 but not 666, group 01-99, serial 0001-9999.
+_SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
+# Phones: NANP with valid area/exchange codes (first digit 2-9); international "+CC" numbers,
+# either E.164 digits or groups with separators (mandatory, so digits split only one way and
+# the regex cannot backtrack through every grouping); Chinese mobiles (1[3-9] + 9 digits).
+_PHONE_RE = re.compile(
+    r"(?<![\w+])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .-]?[2-9]\d{2}[ .-]?\d{4}(?!\w)"
+    r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,5}(?![\w.-]?\d)"
+    r"|(?<![\w+])\+\d{8,15}(?!\w)"
+    r"|(?<![\w+])(?:\+?86[ -]?)?1[3-9]\d{9}(?!\w)"
+)
+_IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)")
+_IPV6_CANDIDATE_RE = re.compile(r"(?<![\w:])[0-9A-Fa-f:]{2,39}(?![\w:])")
+
+_CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_ID_CHECK = "10X98765432"
+_CARD_PREFIXES = ("4", "34", "37", "36", "38", "30", "35", "5", "2", "6")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _is_card(raw: str) -> bool:
+    digits = raw.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and digits.startswith(_CARD_PREFIXES) and luhn_valid(digits)
+
+
+def cn_id_valid(number: str) -> bool:
+    """Checksum of an 18-character Chinese resident identity number (GB 11643)."""
+    total = sum(int(d) * w for d, w in zip(number[:17], _CN_ID_WEIGHTS))
+    return _CN_ID_CHECK[total % 11] == number[17].upper()
+
+
+def _public_ip(raw: str, ignore_private: bool) -> bool:
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return False
+    if not ignore_private:
+        return True
+    return address.is_global
+
+
+# Detectors in priority order: a span claimed by an earlier one is not reported again by a
+# later one (an 18-digit ID is not also a card number or a phone).
+# The third item is a character the text must contain for the detector to run at all ("" means
+# a digit), so clean prose skips most of the scans.
+_DETECTORS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("email", _EMAIL_RE, "@"),
+    ("cn_resident_id", _CN_ID_RE, ""),
+    ("credit_card", _CARD_RE, ""),
+    ("us_ssn", _SSN_RE, "-"),
+    ("ipv6", _IPV6_CANDIDATE_RE, ":"),
+    ("ipv4", _IPV4_RE, "."),
+    ("phone", _PHONE_RE, ""),
+)
+_DIGIT_RE = re.compile(r"\d")
+LEAK_KINDS: tuple[str, ...] = tuple(kind for kind, _, _ in _DETECTORS)
+
+
+def _accept(kind: str, raw: str, ignore_private_ips: bool) -> bool:
+    if kind == "credit_card":
+        return _is_card(raw)
+    if kind == "cn_resident_id":
+        return cn_id_valid(raw)
+    if kind == "ipv6":
+        return raw.count(":") >= 2 and _public_ip(raw, ignore_private_ips)
+    if kind == "ipv4":
+        return _public_ip(raw, ignore_private_ips)
+    return True
+
+
+def find_privacy_leaks(text: str, ignore_private_ips: bool = True, kinds: Sequence[str] = LEAK_KINDS) -> list[Leak]:
+    """Personal data in the text, as (kind, start, end) spans sorted by position."""
+    if _DIGIT_RE.search(text) is None and "@" not in text:
+        return []  # every detector needs a digit or an "@" (hex-letter-only IPv6 is not worth it)
+    starts: list[int] = []  # claimed spans, disjoint, kept sorted by start
+    ends: list[int] = []
+    leaks: list[Leak] = []
+    for kind, pattern, needle in _DETECTORS:
+        if kind not in kinds or (needle and needle not in text):
+            continue
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            k = bisect.bisect_right(starts, start)
+            overlaps = (k > 0 and ends[k - 1] > start) or (k < len(starts) and starts[k] < end)
+            if overlaps or not _accept(kind, match.group(), ignore_private_ips):
+                continue
+            starts.insert(k, start)
+            ends.insert(k, end)
+            leaks.append(Leak(kind, start, end))
+    return sorted(leaks, key=lambda leak: leak.start)
+
+
+def privacy_leakage(text: str, penalty_per_leak: float = -0.5, ignore_private_ips: bool = True) -> float:
+    """penalty_per_leak times the number of leaks found (0 when clean)."""
+    return penalty_per_leak * len(find_privacy_leaks(text, ignore_private_ips))
+
+
+def describe_leaks(leaks: Sequence[Leak]) -> str:
+    """Kinds and counts only: a reason must never repeat the leaked values."""
+    if not leaks:
+        return "no personal data found"
+    counts = Counter(leak.kind for leak in leaks)
+    return "personal data found: " + ", ".join(f"{kind} x{count}" for kind, count in sorted(counts.items()))
+
+
+# --- rewards ----------------------------------------------------------------------------------
+
+
+@register("length_penalty", tags=("style",), description="Penalty per character or word outside [min_length, max_length]; 0 inside.")
+class LengthPenalty(PointwiseReward):
+    min_length: int = Field(default=10, ge=0)
+    max_length: int = Field(default=1000, ge=0)
+    unit: LengthUnit = "chars"
+    penalty_rate: float = Field(default=0.01, ge=0)
+    max_penalty: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LengthPenalty:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
+        return self
+
+    def score_response(self, sample: Sample, index: int) -> float:
+        return length_penalty(
+            sample.responses[index].text, self.min_length, self.max_length, self.unit, self.penalty_rate, self.max_penalty
+        )
+
+
+@register("ngram_repetition_penalty", tags=("style",), description="Penalty for repeated n-grams (CJK-aware tokens), hard threshold or soft scaling.")
+class NgramRepetitionPenalty(PointwiseReward):
+    n: int = Field(default=3, ge=1)
+    threshold: float = Field(default=0.3, ge=0, le=1)
+    penalty_rate: float = Field(default=1.0, ge=0)
+    soft: bool = False
+    max_penalty: float = Field(default=1.0, ge=0)
+    min_scaling: float = Field(default=0.0, ge=0, lt=1)
+    scope: Literal["full", "think"] = "full"
+
+    def score_response(self, sample: Sample, index: int) -> float | ResponseScore:
+        text = sample.responses[index].text
+        if self.scope == "think":
+            text = " ".join(_THINK_RE.findall(text))
+        rate = ngram_repetition_rate(text, self.n)
+        score = repetition_penalty_from_rate(
+            rate, self.threshold, self.penalty_rate, self.soft, self.max_penalty, self.min_scaling
+        )
+        return ResponseScore(score=score, reason=f"{self.n}-gram repetition rate {rate:.3f}")
+
+
+@register("privacy_leakage", tags=("style",), description="Penalty per leak of emails, phones, Luhn-valid cards, public IPs, SSNs, checksummed Chinese IDs.")
+class PrivacyLeakage(PointwiseReward):
+    penalty_per_leak: float = Field(default=-0.5, le=0)
+    ignore_private_ips: bool = True
+
+    def score_response(self, sample: Sample, index: int) -> ResponseScore:
+        leaks = find_privacy_leaks(sample.responses[index].text, self.ignore_private_ips)
+        return ResponseScore(score=self.penalty_per_leak * len(leaks), reason=describe_leaks(leaks))
