@@ -39,38 +39,67 @@ def main_job_definition():
     return defs.resolve_job_def("main_job")
 
 
+def train_job_definition():
+    from dagster_project.definitions import defs
+
+    return defs.resolve_job_def("train_job")
+
+
+def _execute(instance, job_factory, partition: str, run_config: dict | None = None) -> bool:
+    import dagster as dg
+
+    result = dg.execute_job(
+        dg.reconstructable(job_factory),
+        instance=instance,
+        tags={"dagster/partition": partition},
+        run_config=run_config or {},
+    )
+    print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
+    return result.success
+
+
+def _train_default(instance, warehouse, *, retrain: bool) -> bool:
+    """Train the default checkpoint once per (config, data version); a finished run is skipped."""
+    from rm_assets.checkpoints.assets import TrainingRunConfig, training_data_versions, training_run_key
+
+    config = TrainingRunConfig()
+    key = training_run_key(config, training_data_versions(warehouse, config.datasets))
+    if not retrain and warehouse.count_by_partition("rm_checkpoints").get(key):
+        print(f"checkpoint {key} already trained on this data and config; skipping (--retrain to redo)")
+        return True
+    instance.add_dynamic_partitions("training_runs", [key])
+    print(f"training reward model {key} on {', '.join(config.datasets)} ...", flush=True)
+    return _execute(instance, train_job_definition, key, {"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
+
+
 def _run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
     import dagster as dg
 
     from rm_assets.partitions import DATASETS
-    from rm_resources.warehouse import TABLES, default_database, Warehouse
+    from rm_resources.warehouse import TABLES, Warehouse, default_database
 
     partitions = args.partition or list(DATASETS)
     unknown = sorted(set(partitions) - set(DATASETS))
     if unknown:
         print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
+    warehouse = Warehouse(default_database())
     failed = []
     with _embedded_llm(), dg.DagsterInstance.get() as instance:
         for partition in partitions:
             print(f"materializing main_job for partition {partition} ...", flush=True)
-            result = dg.execute_job(
-                dg.reconstructable(main_job_definition),
-                instance=instance,
-                tags={"dagster/partition": partition},
-            )
-            print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
-            if not result.success:
+            if not _execute(instance, main_job_definition, partition):
                 failed.append(partition)
-    warehouse = Warehouse(default_database())
+        if not args.skip_training and not failed and not _train_default(instance, warehouse, retrain=args.retrain):
+            failed.append("training")
     print(f"\nDuckDB warehouse: {warehouse.database}")
     for table in TABLES:
         counts = warehouse.count_by_partition(table)
         print(f"  {table}: " + (", ".join(f"{k}={v}" for k, v in counts.items()) or "no rows"))
     print(f"Dagster run history (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}")
     if failed:
-        print(f"FAILED partitions: {', '.join(failed)}", file=sys.stderr)
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
@@ -123,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="materialize the main job for every (or the given) partition")
     run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
+    run.add_argument("--skip-training", action="store_true", help="do not train the default checkpoint")
+    run.add_argument("--retrain", action="store_true", help="train again even if this run key exists")
     run.set_defaults(handler=_run)
 
     ui = commands.add_parser("ui", help="dagster dev on workspace.yaml, with the embedded LLM server")

@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from dagster_project.jobs import main_job
+from dagster_project.jobs import main_job, train_job
 from dagster_project.profiles import current_profile, resources_for
+from rm_assets.checkpoints import assets as checkpoint_assets
 from rm_assets.data import assets as data_assets
 from rm_assets.data import checks as data_checks
 
@@ -11,9 +12,9 @@ from rm_assets.data import checks as data_checks
 executor = dg.multiprocess_executor.configured({"max_concurrent": 2})
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data_assets]),
+    assets=dg.load_assets_from_modules([data_assets, checkpoint_assets]),
     asset_checks=dg.load_asset_checks_from_modules([data_checks]),
-    jobs=[main_job],
+    jobs=[main_job, train_job],
     resources=resources_for(current_profile()),
     executor=executor,
 )

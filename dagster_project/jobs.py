@@ -2,11 +2,18 @@
 
 import dagster as dg
 
-from rm_assets.partitions import dataset_partitions
+from rm_assets.partitions import dataset_partitions, training_runs
 
 main_job = dg.define_asset_job(
     "main_job",
     selection=dg.AssetSelection.groups("data", "scoring"),
     partitions_def=dataset_partitions,
     description="Raw rows → converted samples → scores, for one dataset partition per run.",
+)
+
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=dg.AssetSelection.assets("rm_checkpoints"),
+    partitions_def=training_runs,
+    description="Train a Bradley-Terry reward model; the partition key names the training run.",
 )

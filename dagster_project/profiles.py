@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import dagster as dg
+
 from rm_resources.datasets import DatasetSourceResource
+from rm_resources.llm import LLMClientResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.warehouse import WarehouseResource, default_database
 
 PROFILES = ("local", "production")
@@ -29,9 +33,23 @@ def resources_for(profile: str) -> dict[str, Any]:
         return {
             "datasets": DatasetSourceResource(mode="bundled"),
             "warehouse": WarehouseResource(database=default_database()),
+            # The embedded llama.cpp server serves one request at a time: keep the queue short.
+            "llm": LLMClientResource(max_concurrency=4, timeout_s=300.0),
+            "ray": RayClusterResource(num_workers=1),
         }
     return {
         "datasets": DatasetSourceResource(mode=os.environ.get("RMFORGE_DATASET_MODE", "hub")),
         "warehouse": WarehouseResource(database=os.environ.get("RMFORGE_DATABASE", default_database())),
+        "llm": LLMClientResource(
+            base_url=dg.EnvVar("RMFORGE_LLM_BASE_URL"),
+            model=dg.EnvVar("RMFORGE_LLM_MODEL"),
+            api_key=dg.EnvVar("RMFORGE_LLM_API_KEY"),
+            max_concurrency=int(os.environ.get("RMFORGE_LLM_MAX_CONCURRENCY", "256")),
+        ),
+        "ray": RayClusterResource(
+            address=os.environ.get("RMFORGE_RAY_ADDRESS"),
+            num_workers=int(os.environ.get("RMFORGE_TRAIN_WORKERS", "2")),
+            use_gpu=os.environ.get("RMFORGE_TRAIN_USE_GPU", "0") == "1",
+        ),
     }
 

@@ -54,6 +54,20 @@ TABLES: dict[str, dict[str, str]] = {
         "input_hash": "VARCHAR",
         "run_id": "VARCHAR",
     },
+    # One row per training run (partition = run key), so benchmarks find checkpoints by key.
+    "rm_checkpoints": {
+        "partition": "VARCHAR",
+        "run_key": "VARCHAR",
+        "path": "VARCHAR",
+        "datasets": "VARCHAR",
+        "train_pairs": "INTEGER",
+        "eval_pairs": "INTEGER",
+        "baseline_eval_accuracy": "DOUBLE",
+        "final_eval_accuracy": "DOUBLE",
+        "config_json": "VARCHAR",
+        "data_versions_json": "VARCHAR",
+        "run_id": "VARCHAR",
+    },
 }
 
 
