@@ -24,6 +24,7 @@ def test_definitions_load_and_lineage_snapshot():
         "raw_rows": [],
         "converted_samples": ["raw_rows"],
         "rule_scores": ["converted_samples"],
+        "rm_checkpoints": ["converted_samples"],
     }
 
 
@@ -34,6 +35,9 @@ def test_dataset_partitions_and_jobs():
         assert partitions is not None
         assert {"helpsteer2", "hh_rlhf_helpful", "hh_rlhf_harmless"} <= set(partitions.get_partition_keys())
     assert defs.resolve_job_def("main_job") is not None
+    training = graph.get(dg.AssetKey("rm_checkpoints")).partitions_def
+    assert isinstance(training, dg.DynamicPartitionsDefinition) and training.name == "training_runs"
+    assert defs.resolve_job_def("train_job") is not None
 
 
 def test_quarantine_check_is_blocking():
