@@ -59,8 +59,10 @@ def reasoning_format_problems(
     return problems
 
 
-def reasoning_format(text: str, think_tag: str = "think", answer_tag: str = "answer") -> float:
-    return 0.0 if reasoning_format_problems(text, think_tag, answer_tag) else 1.0
+def reasoning_format(
+    text: str, think_tag: str = "think", answer_tag: str = "answer", allow_outside_text: bool = False
+) -> float:
+    return 0.0 if reasoning_format_problems(text, think_tag, answer_tag, allow_outside_text) else 1.0
 
 
 _OPEN_CALL, _CLOSE_CALL = _tags("tool_call")

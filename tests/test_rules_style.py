@@ -1,0 +1,183 @@
+"""Style rules: length penalty, n-gram repetition, privacy leakage (known answers)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from rm_rewards import registry
+from rm_rewards.rules.style import (
+    cn_id_valid,
+    find_privacy_leaks,
+    length_penalty,
+    luhn_valid,
+    ngram_repetition_penalty,
+    ngram_repetition_rate,
+    privacy_leakage,
+)
+from rm_rewards.schema import ChatMessage, Response, Sample
+
+
+def make_sample(*responses: str) -> Sample:
+    return Sample(
+        id="s1",
+        source="test",
+        input=[ChatMessage(role="user", content="q")],
+        responses=[Response(message=ChatMessage(role="assistant", content=r)) for r in responses],
+    )
+
+
+def kinds(text: str, **options) -> list[str]:
+    return [leak.kind for leak in find_privacy_leaks(text, **options)]
+
+
+# --- length -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "expected"),
+    [
+        ("abc", {}, -0.07),  # 7 characters short of 10
+        ("x" * 500, {}, 0.0),
+        ("x" * 1005, {}, -0.05),
+        ("one two three", {"unit": "words", "min_length": 5}, -0.02),
+        ("我爱北京", {"unit": "words", "min_length": 4, "max_length": 4}, 0.0),  # 4 CJK words
+        ("x" * 100_000, {"max_penalty": 1.0}, -1.0),
+    ],
+)
+def test_length_penalty_known_answers(text: str, options: dict, expected: float) -> None:
+    assert length_penalty(text, **options) == pytest.approx(expected)
+    assert registry.get("length_penalty", **options).evaluate(make_sample(text)).values() == [
+        pytest.approx(expected)
+    ]
+
+
+def test_length_penalty_rejects_an_empty_range() -> None:
+    with pytest.raises(ValueError, match="min_length 10 > max_length 5"):
+        registry.get("length_penalty", min_length=10, max_length=5)
+
+
+# --- repetition -------------------------------------------------------------------------------
+
+
+def test_ngram_repetition_rate_known_answers() -> None:
+    assert ngram_repetition_rate("a b c a b c a b c", n=3) == pytest.approx(1 - 3 / 7)
+    assert ngram_repetition_rate("every word here is new", n=2) == 0.0
+    assert ngram_repetition_rate("too short", n=3) == 0.0
+    # CJK: a whitespace tokenizer would see one token; by character it is 我爱 爱我 x5 bigrams
+    assert ngram_repetition_rate("我爱我爱我爱", n=2) == pytest.approx(1 - 2 / 5)
+
+
+def test_ngram_repetition_penalty_hard_and_soft() -> None:
+    text = "a b c a b c a b c"
+    rate = 1 - 3 / 7
+    assert ngram_repetition_penalty(text, n=3, threshold=0.3) == pytest.approx(-(rate - 0.3))
+    assert ngram_repetition_penalty("all different words in this one", n=3) == 0.0
+    soft = registry.get("ngram_repetition_penalty", soft=True, max_penalty=2.0, min_scaling=0.5)
+    assert soft.evaluate(make_sample(text)).values() == [pytest.approx(-2.0 * (rate - 0.5) / 0.5)]
+    result = registry.get("ngram_repetition_penalty").evaluate(make_sample(text))
+    assert "3-gram repetition rate 0.571" in result.scores[0].reason
+
+
+def test_ngram_repetition_scope_think_looks_only_inside_the_reasoning() -> None:
+    text = "<think>a b c a b c a b c</think><answer>all different words here</answer>"
+    think_only = registry.get("ngram_repetition_penalty", scope="think", threshold=0.0)
+    assert think_only.evaluate(make_sample(text)).values() == [pytest.approx(-(1 - 3 / 7))]
+    no_think = think_only.evaluate(make_sample("a b c a b c a b c")).values()
+    assert no_think == [0.0]
+
+
+# --- privacy ----------------------------------------------------------------------------------
+
+
+def _luhn_check_digit(body: str) -> str:
+    return next(d for d in "0123456789" if luhn_valid(body + d))
+
+
+def test_luhn_and_chinese_id_checksums() -> None:
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert luhn_valid("378282246310005")
+    assert cn_id_valid("11010519491231002X") and not cn_id_valid("110105194912310021")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail me at john.doe+tag@mail.example.com today", ["email"]),
+        ("call +1 (415) 555-2671 now", ["phone"]),
+        ("call 415-555-2671 now", ["phone"]),
+        ("London: +44 20 7946 0958", ["phone"]),
+        ("手机 13812345678 联系", ["phone"]),
+        ("card 4111 1111 1111 1111 exp 12/29", ["credit_card"]),
+        ("amex 378282246310005", ["credit_card"]),
+        ("card 4111 1111 1111 1112", []),  # fails the Luhn check
+        ("SSN 123-45-6789", ["us_ssn"]),
+        ("SSN 000-12-3456 or 666-12-3456", []),  # never issued
+        ("身份证 11010519491231002X", ["cn_resident_id"]),
+        ("身份证 110105194912310021", []),  # wrong check digit, and not a card or phone either
+        ("server at 8.8.8.8.", ["ipv4"]),
+        ("router 192.168.1.1 and loopback 127.0.0.1", []),  # private addresses are not leaks
+        ("999.1.1.1 and version 1.2.3.4.5", []),
+        ("dns 2001:4860:4860::8888", ["ipv6"]),
+        ("loopback ::1 at 12:30:45", []),
+        ("nothing personal in 2024, page 3, 42 apples", []),
+    ],
+)
+def test_privacy_detectors_known_answers(text: str, expected: list[str]) -> None:
+    assert kinds(text) == expected
+
+
+def test_random_sixteen_digit_strings_that_fail_luhn_are_not_cards() -> None:
+    rng = random.Random(3)
+    for _ in range(300):
+        body = rng.choice("456") + "".join(rng.choice("0123456789") for _ in range(14))
+        wrong = str((int(_luhn_check_digit(body)) + rng.randint(1, 9)) % 10)
+        assert kinds(f"order number {body}{wrong} shipped") == []
+
+
+def test_private_ips_count_when_asked() -> None:
+    assert kinds("router 192.168.1.1", ignore_private_ips=False) == ["ipv4"]
+
+
+def test_privacy_score_is_penalty_per_leak_and_the_reason_never_repeats_values() -> None:
+    text = "Write to jane@example.org or jane2@example.org, card 5500 0000 0000 0004, ip 8.8.4.4"
+    assert privacy_leakage(text) == pytest.approx(-2.0)
+    result = registry.get("privacy_leakage", penalty_per_leak=-1.0).evaluate(make_sample(text, "clean text"))
+    assert result.values() == [-4.0, 0.0]
+    reason = result.scores[0].reason
+    assert reason == "personal data found: credit_card x1, email x2, ipv4 x1"
+    for value in ("jane", "example.org", "5500", "0004", "8.8.4.4"):
+        assert value not in reason
+    assert result.scores[1].reason == "no personal data found"
+
+
+def test_privacy_penalty_must_not_be_positive() -> None:
+    with pytest.raises(ValueError, match="penalty_per_leak"):
+        registry.get("privacy_leakage", penalty_per_leak=0.5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 1_000_000,
+        "7" * 1_000_000,
+        "1." * 500_000,
+        "a@" * 500_000,
+        "1:" * 500_000,
+        "+1234567890123456789012345 " * 40_000,
+        "ab.cd@ef. 1-2-3 4111 " * 50_000,
+        "x@example.com " * 70_000,
+    ],
+)
+def test_privacy_scan_of_adversarial_megabyte_is_linear(text: str) -> None:
+    started = time.monotonic()
+    find_privacy_leaks(text)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("name", ["length_penalty", "ngram_repetition_penalty", "privacy_leakage"])
+def test_style_rewards_are_registered(name: str) -> None:
+    spec = registry.spec(name)
+    assert "style" in spec.tags and spec.kind == "pointwise" and not spec.is_llm and spec.description
