@@ -183,6 +183,10 @@ def test_response_format_for_each_mode() -> None:
     assert schema_format["type"] == "json_schema"
     assert schema_format["json_schema"]["name"] == "Verdict"
     assert schema_format["json_schema"]["schema"] == Verdict.model_json_schema()
+    assert response_format_for(Verdict, "json_object_schema") == {
+        "type": "json_object",
+        "schema": Verdict.model_json_schema(),
+    }
     assert response_format_for(Verdict, "json_object") == {"type": "json_object"}
     assert response_format_for(Verdict, "prompt") is None
 
@@ -207,7 +211,14 @@ def test_client_requests_json_schema_and_parses_fenced_reply(fake_openai, llm_co
     assert sent["json_schema"]["schema"]["properties"]["score"]["maximum"] == 4
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("json_object", {"type": "json_object"}), ("prompt", None)])
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("json_object_schema", {"type": "json_object", "schema": Preference.model_json_schema()}),
+        ("json_object", {"type": "json_object"}),
+        ("prompt", None),
+    ],
+)
 def test_client_structured_modes(fake_openai, llm_config, mode: str, expected: object) -> None:
     fake_openai.enqueue(reply('{"winner": "b"}'))
     result = _ask(
@@ -234,3 +245,38 @@ def test_unparseable_answer_is_a_parse_error_never_a_default(
     assert fake_openai.request_count == 1  # a bad answer is not retried at the HTTP level
     assert len(cache) == 0  # ... and not cached: a re-run asks again
     assert client.stats.snapshot().failures_by_reason == {"parse_error": 1}
+
+
+# --- against the real embedded server (llama-cpp-python serving SmolLM2-135M) ------------------
+
+
+@pytest.mark.slow
+@pytest.mark.embedded_llm
+def test_schema_constrained_answer_from_the_embedded_server(tmp_path) -> None:
+    from rm_resources.embedded_llm import EMBEDDED_MODEL_NAME, EmbeddedLLMServer
+    from rm_rewards.llm import LLMConfig
+
+    server = EmbeddedLLMServer(n_threads=1, n_ctx=1024, log_path=tmp_path / "llm.log").start()
+    try:
+        config = LLMConfig(
+            base_url=server.base_url,
+            model=EMBEDDED_MODEL_NAME,
+            structured_output="json_object_schema",
+            timeout_s=60,
+            max_retries=0,
+        )
+        question = "Rate the answer '2+2=4' from 0 to 4. Reply as JSON with keys score and reason."
+        result = _ask(LLMClient(config), question, output_model=Verdict, max_tokens=60)
+        # The grammar built from the schema forces a valid Verdict even from a 135M model.
+        assert result.ok, result.error
+        assert isinstance(result.parsed, Verdict)
+        # This server refuses the OpenAI "json_schema" form: a clear error, not a silent default.
+        refused = _ask(
+            LLMClient(config.model_copy(update={"structured_output": "json_schema"})),
+            question,
+            output_model=Verdict,
+            max_tokens=60,
+        )
+        assert refused.error is not None and "json_object" in refused.error.message
+    finally:
+        server.stop()

@@ -35,8 +35,9 @@ class LLMConfig(BaseModel):
     )
     structured_output: StructuredMode = Field(
         default="json_schema",
-        description="How an output model is requested: json_schema (OpenAI, vLLM, llama.cpp server), "
-        "json_object, or prompt (send nothing; the prompt asks for JSON)",
+        description="How an output model is requested: json_schema (OpenAI, vLLM, llama.cpp's C++ "
+        "server), json_object_schema (llama-cpp-python's server, the embedded one), json_object, or "
+        "prompt (send nothing; the prompt asks for JSON). See structured.response_format_for",
     )
     default_max_tokens: int = Field(default=1024, ge=1)
 

@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-StructuredMode = Literal["json_schema", "json_object", "prompt"]
+StructuredMode = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Parsing gives up on longer text: judge answers are a few KB, and the object scan is quadratic in
@@ -51,6 +51,12 @@ def response_format_for(
 ) -> dict[str, Any] | None:
     """The `response_format` request field asking for JSON shaped like `model`, or None for "prompt".
 
+    - "json_schema": the OpenAI form; OpenAI, vLLM and llama.cpp's own C++ server honour it.
+    - "json_object_schema": `{"type": "json_object", "schema": ...}`, the form llama-cpp-python's
+      server (our embedded one) turns into a grammar; it rejects "json_schema" (with an HTTP 500).
+    - "json_object": any JSON object, no schema (the widest support).
+    - "prompt": nothing is sent; the prompt alone asks for JSON.
+
     `strict` stays off: OpenAI's strict mode rejects any schema with optional fields or without
     `additionalProperties: false`, which ordinary pydantic models have; validation happens here.
     """
@@ -58,6 +64,8 @@ def response_format_for(
         return None
     if mode == "json_object":
         return {"type": "json_object"}
+    if mode == "json_object_schema":
+        return {"type": "json_object", "schema": model.model_json_schema()}
     return {
         "type": "json_schema",
         "json_schema": {"name": _schema_name(model), "schema": model.model_json_schema(), "strict": False},
