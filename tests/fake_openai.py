@@ -38,9 +38,10 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+from typing_extensions import Self
 
 Action = dict[str, Any]
 Responder = Callable[[dict[str, Any]], "Action | str | None"]

@@ -40,10 +40,11 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import openai
 from pydantic import BaseModel
+from typing_extensions import Self
 
 from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key
 from rm_rewards.llm.config import LLMConfig
