@@ -34,7 +34,8 @@ def resources_for(profile: str) -> dict[str, Any]:
             "datasets": DatasetSourceResource(mode="bundled"),
             "warehouse": WarehouseResource(database=default_database()),
             # The embedded llama.cpp server serves one request at a time: keep the queue short.
-            "llm": LLMClientResource(max_concurrency=4, timeout_s=300.0),
+            # llama-cpp-python's server takes a schema only as {"type": "json_object", "schema": ...}.
+            "llm": LLMClientResource(max_concurrency=4, timeout_s=300.0, structured_output="json_object_schema"),
             "ray": RayClusterResource(num_workers=1),
         }
     return {
