@@ -1,0 +1,898 @@
+"""Run untrusted Python (model-written code) in a throwaway, locked-down process tree.
+
+`run_python(code, ...)` returns a `SandboxResult` whose `status` is one of ok / error / timeout /
+memory / killed / sandbox_error; it never raises for anything the program does.
+`run_tests(solution, test_code, entry_point)` runs a HumanEval-style check; `run_many` and
+`arun_many` run many programs, at most `max_workers` (default 2) at a time.
+
+How one run is built, and what each piece defends against (Linux only):
+
+- A fresh temp directory on the host carries the program in; it is deleted afterwards.
+- The process tree starts in its own session (`start_new_session`), so one `killpg` reaches
+  every process that did not leave the group.
+- Namespaces (`unshare`; as root directly, otherwise inside a new user namespace):
+  - network: a fresh namespace with only a downed loopback, so no connection can leave, not
+    even to 127.0.0.1 (a local database, the Dagster webserver, an LLM server);
+  - pid: the program's tree lives under its own pid 1 (a small reaper); when that dies the
+    kernel kills every process in the namespace, including ones that called `setsid` to
+    escape the process group, and the program cannot see or signal host processes;
+  - mount: a private `/proc`, empty read-only tmpfs over `/tmp`, `/var/tmp` and `/dev/shm`
+    (hiding other users' files), the working directory on a size-capped tmpfs (the only
+    writable place; bounds total disk use), and every other mount remounted read-only: as
+    root, file permissions alone stop nothing, so this is what keeps `/etc` or the project
+    directory from being written;
+  - ipc and uts: no shared SysV memory or hostname changes leaking to the host.
+- When running as root, the program drops to a random unprivileged uid/gid (no supplementary
+  groups) chosen per run. Root ignores RLIMIT_NPROC and file permissions; an unprivileged uid
+  makes both real. A uid used by nothing else means the process-count limit is this run's
+  alone, and a leftover sweep can kill "every process of that uid" without hitting anyone
+  else. `PR_SET_NO_NEW_PRIVS` stops setuid binaries (su, mount, ping) from regaining root.
+- Resource limits (setrlimit), applied to the program and inherited by its children:
+  - RLIMIT_CPU: a busy loop dies of SIGXCPU even if wall time is spent waiting elsewhere;
+  - RLIMIT_AS: a memory hog gets MemoryError instead of swapping the shared machine out;
+    note it caps each process, so a tree can use at most max_processes x memory_mb;
+  - RLIMIT_NPROC: a fork bomb hits the ceiling of max_processes tasks (threads count too);
+  - RLIMIT_FSIZE: no single file larger than file_size_mb; RLIMIT_NOFILE: no fd exhaustion;
+  - RLIMIT_CORE 0: no core dumps written anywhere.
+- Wall-clock timeout in the parent: on expiry the whole group is SIGKILLed, then any process
+  still owned by the run's uid is killed, so nothing survives a timeout.
+- A minimal environment built from scratch (PATH, HOME, LANG, thread caps): API keys and
+  tokens in the parent's environment never reach the program. stdin is /dev/null unless
+  input is given; stdout/stderr are captured and truncated to max_output_bytes each.
+- The program runs with `python -I -S -B` (isolated mode, no site-packages, no bytecode
+  writes): only the standard library, and no PYTHON* variable can change what runs.
+
+Fallback (and it is weaker): when namespaces cannot be created (e.g. a container without
+CAP_SYS_ADMIN and no user namespaces), the run has no network namespace; a guard that replaces
+`socket.socket` for IPv4/IPv6 is installed before the program instead. Code that uses ctypes
+or starts another program can get around it, and world-writable directories (/tmp) stay
+writable. Without root and without namespaces there is no uid of its own either, so a
+timeout kills the process group only. `SandboxResult.isolation` names what was in force.
+
+If the parent itself dies mid-run, the run's reaper ends it by an alarm a little after the
+wall-clock limit, so no orphan sandbox lives on.
+
+This file is also the bootstrap: the parent runs it as a script (`python -I -S sandbox.py`),
+so it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import secrets
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+SandboxStatus = Literal["ok", "error", "timeout", "memory", "killed", "sandbox_error"]
+
+MIB = 1024 * 1024
+# Per-run uids are drawn from this range: far above login users and container subuid ranges.
+SANDBOX_UID_RANGE = (2_000_000_000, 2_100_000_000)
+DEFAULT_MAX_WORKERS = 2
+PROGRAM_FILE = "main.py"
+# How long stdout/stderr may stay open after the sandbox's launcher exited (a background child
+# holding the pipe in fallback mode) before the leftovers are killed.
+PIPE_GRACE_S = 0.5
+# The run's own alarm fires this long after the wall-clock limit, for when the parent is gone.
+WATCHDOG_MARGIN_S = 2
+
+# Linux clone/mount flags (<sched.h>, <sys/mount.h>); ctypes because os.unshare is 3.12+.
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
+MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
+PR_SET_NO_NEW_PRIVS = 38
+HIDDEN_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Every limit of one run; see the module docstring for what each defends against."""
+
+    timeout_s: float = 5.0
+    cpu_s: float | None = None  # None: the wall-clock timeout, rounded up to whole seconds
+    memory_mb: int = 512
+    max_processes: int = 16
+    file_size_mb: int = 16
+    disk_mb: int = 64
+    max_open_files: int = 256
+    max_output_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        for name in ("memory_mb", "max_processes", "file_size_mb", "disk_mb", "max_open_files"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def cpu_seconds(self) -> int:
+        return max(1, int(-(-(self.cpu_s or self.timeout_s) // 1)))
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What one run did. `returncode` is the program's exit code, or -N when signal N killed it."""
+
+    status: SandboxStatus
+    returncode: int | None
+    stdout: str
+    stderr: str
+    wall_s: float
+    detail: str = ""
+    isolation: tuple[str, ...] = ()
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    uid: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def summary(self, max_chars: int = 300) -> str:
+        """One line for a reward's reason: the status and, for failures, why."""
+        if self.ok:
+            return "ok"
+        why = self.detail or last_line(self.stderr) or f"exit code {self.returncode}"
+        return f"{self.status}: {why}"[:max_chars]
+
+
+@dataclass(frozen=True)
+class SandboxJob:
+    code: str
+    stdin: str | None = None
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# --- public API --------------------------------------------------------------------------------
+
+
+def run_python(
+    code: str,
+    *,
+    stdin: str | None = None,
+    timeout_s: float = 5.0,
+    cpu_s: float | None = None,
+    memory_mb: int = 512,
+    max_processes: int = 16,
+    file_size_mb: int = 16,
+    max_output_bytes: int = 64 * 1024,
+    namespaces: bool = True,
+) -> SandboxResult:
+    """Run `code` as a Python program in the sandbox and return what happened.
+
+    `namespaces=False` forces the weaker fallback (no namespaces) even where they work.
+    """
+    limits = SandboxLimits(
+        timeout_s=timeout_s,
+        cpu_s=cpu_s,
+        memory_mb=memory_mb,
+        max_processes=max_processes,
+        file_size_mb=file_size_mb,
+        max_output_bytes=max_output_bytes,
+    )
+    return run_job(SandboxJob(code=code, stdin=stdin, limits=limits), namespaces=namespaces)
+
+
+def humaneval_program(solution: str, test_code: str, entry_point: str) -> str:
+    """The program a HumanEval-style check runs: solution, the test's `check`, and its call."""
+    if not entry_point.isidentifier():
+        raise ValueError(f"entry_point must be a Python identifier, got {entry_point!r}")
+    return f"{solution}\n\n{test_code}\n\ncheck({entry_point})\n"
+
+
+def run_tests(
+    solution: str, test_code: str, entry_point: str, *, limits: SandboxLimits | None = None
+) -> SandboxResult:
+    """Run a HumanEval-style check: status "ok" exactly when every assertion held."""
+    program = humaneval_program(solution, test_code, entry_point)
+    return run_job(SandboxJob(code=program, limits=limits or SandboxLimits(timeout_s=10.0)))
+
+
+def run_many(jobs: Sequence[SandboxJob], *, max_workers: int = DEFAULT_MAX_WORKERS) -> list[SandboxResult]:
+    """Run many programs, at most `max_workers` at once; results in the order of `jobs`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(jobs) <= 1 or max_workers <= 1:
+        return [run_job(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sandbox") as pool:
+        return list(pool.map(run_job, jobs))
+
+
+async def arun_python(code: str, **options) -> SandboxResult:
+    """`run_python` without blocking the event loop (the run waits in a worker thread)."""
+    import asyncio
+
+    return await asyncio.to_thread(lambda: run_python(code, **options))
+
+
+async def arun_many(
+    jobs: Sequence[SandboxJob], *, max_workers: int = DEFAULT_MAX_WORKERS
+) -> list[SandboxResult]:
+    """`run_many` for async callers: at most `max_workers` programs run at once."""
+    import asyncio
+
+    limit = asyncio.Semaphore(max(1, max_workers))
+
+    async def one(job: SandboxJob) -> SandboxResult:
+        async with limit:
+            return await asyncio.to_thread(run_job, job)
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+
+def sandbox_isolation() -> tuple[str, ...]:
+    """What isolation a run gets on this machine (runs a trivial program; cached)."""
+    global _ISOLATION
+    if _ISOLATION is None:
+        _ISOLATION = run_python("pass", timeout_s=10).isolation
+    return _ISOLATION
+
+
+_ISOLATION: tuple[str, ...] | None = None
+
+
+# --- the parent side ---------------------------------------------------------------------------
+
+
+def run_job(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
+    """Run one job; every failure of the program (or of the sandbox) becomes a result."""
+    limits = job.limits
+    uid = _pick_uid() if os.geteuid() == 0 else None
+    host_dir = tempfile.mkdtemp(prefix="rmsandbox-")
+    started = time.monotonic()
+    try:
+        _write_program(host_dir, job.code, uid)
+        config = {
+            "workdir": host_dir,
+            "python": sandbox_python(),
+            "uid": uid,
+            "namespaces": namespaces,
+            "watchdog_s": int(limits.timeout_s) + WATCHDOG_MARGIN_S,
+            "nproc": _nproc_limit(limits.max_processes, uid),
+            "limits": _limits_config(limits),
+        }
+        return _launch(config, job, uid, started)
+    except OSError as exc:
+        return SandboxResult(
+            "sandbox_error",
+            None,
+            "",
+            "",
+            time.monotonic() - started,
+            f"could not start the sandbox: {exc}",
+            uid=uid,
+        )
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _pick_uid() -> int:
+    low, high = SANDBOX_UID_RANGE
+    return low + secrets.randbelow(high - low)
+
+
+def _write_program(host_dir: str, code: str, uid: int | None) -> None:
+    path = os.path.join(host_dir, PROGRAM_FILE)
+    # Lone surrogates (broken model output) are written as-is; the program then fails to
+    # decode, which is reported like any other syntax error instead of crashing here.
+    with open(path, "wb") as handle:
+        handle.write(code.encode("utf-8", "surrogatepass"))
+    if uid is not None:  # fallback mode runs in this directory as the sandbox uid
+        os.chown(host_dir, uid, uid)
+        os.chown(path, uid, uid)
+    os.chmod(host_dir, 0o700)
+
+
+def _limits_config(limits: SandboxLimits) -> dict[str, int]:
+    return {
+        "cpu_s": limits.cpu_seconds,
+        "memory_bytes": limits.memory_mb * MIB,
+        "file_size_bytes": limits.file_size_mb * MIB,
+        "disk_mb": limits.disk_mb,
+        "open_files": limits.max_open_files,
+    }
+
+
+def _nproc_limit(max_processes: int, uid: int | None) -> int:
+    """RLIMIT_NPROC counts every task of the real uid: for a per-run uid that is the run's own;
+    without root it is the caller's uid, whose existing tasks must fit under the limit too."""
+    if uid is not None:
+        return max_processes
+    return _count_tasks_of_uid(os.getuid()) + max_processes
+
+
+def sandbox_python() -> str:
+    """The interpreter that runs untrusted code: this one when the sandbox uid can reach it
+    and its standard library, else a system python3 that it can. (A python under /root is
+    unreadable to an unprivileged uid, and its loader then silently picks another libpython.)"""
+    global _SANDBOX_PYTHON
+    if _SANDBOX_PYTHON is None:
+        own = os.path.realpath(sys.executable)
+        stdlib = os.path.dirname(os.__file__)
+        candidates = [(own, stdlib)] + [
+            (os.path.realpath(p), None) for p in ("/usr/bin/python3", "/usr/local/bin/python3")
+        ]
+        for exe, lib in candidates:
+            if os.geteuid() != 0 or (_world_reachable(exe) and (lib is None or _world_reachable(lib))):
+                _SANDBOX_PYTHON = exe
+                break
+        else:
+            _SANDBOX_PYTHON = own
+    return _SANDBOX_PYTHON
+
+
+_SANDBOX_PYTHON: str | None = None
+
+
+def _world_reachable(path: str) -> bool:
+    """Whether a uid with no special rights can read `path` (and search every parent)."""
+    path = os.path.realpath(path)
+    try:
+        if not os.stat(path).st_mode & stat.S_IROTH:
+            return False
+        parent = os.path.dirname(path)
+        while True:
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                return False
+            if parent == os.path.dirname(parent):
+                return True
+            parent = os.path.dirname(parent)
+    except OSError:
+        return False
+
+
+def _sandbox_env(workdir: str) -> dict[str, str]:
+    """Built from scratch, never copied: nothing of the parent's environment (keys, tokens,
+    cloud credentials) reaches the program."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        # Numeric libraries start a thread per core; threads count against max_processes.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _launch(config: dict, job: SandboxJob, uid: int | None, started: float) -> SandboxResult:
+    limits = job.limits
+    status_read, status_write = os.pipe()
+    try:
+        try:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    os.path.abspath(__file__),
+                    json.dumps(config),
+                    str(status_write),
+                ],
+                stdin=subprocess.DEVNULL if job.stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_sandbox_env(config["workdir"]),
+                cwd="/",
+                start_new_session=True,
+                pass_fds=(status_write,),
+            )
+        finally:
+            os.close(status_write)
+        stdin_bytes = None if job.stdin is None else job.stdin.encode("utf-8", "surrogatepass")
+        deadline = started + limits.timeout_s
+        streams = _collect_output(proc, stdin_bytes, deadline, limits.max_output_bytes)
+        # The output can close a moment before the reaper has reported the exit status.
+        if not streams.timed_out and not _wait_for_launcher(proc, deadline):
+            streams.timed_out = True
+        _kill_tree(proc, uid)
+        wall = time.monotonic() - started
+        status_lines = _read_all(status_read).decode("utf-8", "replace").splitlines()
+    finally:
+        os.close(status_read)
+    return _classify(streams, status_lines, limits, wall, uid, proc.returncode)
+
+
+@dataclass
+class _Streams:
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    timed_out: bool = False
+    lingering: bool = False  # pipes still open after the launcher exited
+
+    def add(self, name: str, data: bytes, limit: int) -> None:
+        buffer = getattr(self, name)
+        room = limit - len(buffer)
+        if len(data) > room:
+            setattr(self, f"{name}_truncated", True)
+        if room > 0:
+            buffer.extend(data[:room])
+
+
+def _launcher_exited(proc: subprocess.Popen) -> bool:
+    """Without reaping it: its pid (= the process group id) must stay reserved until
+    `_kill_tree` has signalled the group, or the id could be reused by a stranger."""
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _wait_for_launcher(proc: subprocess.Popen, deadline: float) -> bool:
+    while not _launcher_exited(proc):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def _collect_output(
+    proc: subprocess.Popen, stdin_bytes: bytes | None, deadline: float, limit: int
+) -> _Streams:
+    """Feed stdin and read stdout/stderr until both close or the deadline passes; keep at most
+    `limit` bytes of each (the rest is read and dropped so the program never blocks on a pipe)."""
+    streams = _Streams()
+    selector = selectors.DefaultSelector()
+    names = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+    for fd in names:
+        selector.register(fd, selectors.EVENT_READ)
+    pending = memoryview(stdin_bytes or b"")
+    if proc.stdin is not None:
+        os.set_blocking(proc.stdin.fileno(), False)
+        selector.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
+    grace_until = None
+    try:
+        while selector.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                streams.timed_out = True
+                break
+            if grace_until is None and _launcher_exited(proc):
+                grace_until = now + PIPE_GRACE_S
+            if grace_until is not None and now >= grace_until:
+                streams.lingering = True
+                break
+            wait = min(deadline, grace_until or deadline) - now
+            for key, _ in selector.select(timeout=min(wait, 0.1)):
+                fd = key.fd
+                if fd in names:
+                    data = os.read(fd, 65536)
+                    if data:
+                        streams.add(names[fd], data, limit)
+                    else:
+                        selector.unregister(fd)
+                    continue
+                pending = _feed_stdin(proc, selector, pending)
+    finally:
+        selector.close()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    return streams
+
+
+def _feed_stdin(proc: subprocess.Popen, selector: selectors.BaseSelector, pending: memoryview) -> memoryview:
+    fd = proc.stdin.fileno()
+    try:
+        written = os.write(fd, pending[:65536]) if pending else 0
+        pending = pending[written:]
+    except BlockingIOError:
+        return pending
+    except BrokenPipeError:  # the program closed stdin early: fine
+        pending = pending[:0]
+    if not pending:
+        selector.unregister(fd)
+        proc.stdin.close()
+    return pending
+
+
+def _kill_tree(proc: subprocess.Popen, uid: int | None) -> None:
+    """Kill whatever is left of the run: its process group, then every process of its uid."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    if uid is not None:
+        kill_processes_of_uid(uid)
+
+
+def kill_processes_of_uid(uid: int, *, rounds: int = 50) -> bool:
+    """SIGKILL every process whose real uid is `uid` until none is left (a fork bomb keeps
+    forking while being swept, so sweep until a pass finds nothing). True when none remain."""
+    for _ in range(rounds):
+        pids = _pids_of_uid(uid)
+        if not pids:
+            return True
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    return not _pids_of_uid(uid)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _real_uid(int(entry)) == uid:
+            pids.append(int(entry))
+    return pids
+
+
+def _real_uid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _count_tasks_of_uid(uid: int) -> int:
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle if b":" in line)
+            if int(fields[b"Uid"].split()[0]) == uid:
+                total += int(fields[b"Threads"])
+        except (OSError, ValueError, KeyError, IndexError):
+            continue
+    return total
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    os.set_blocking(fd, False)
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _classify(
+    streams: _Streams,
+    status_lines: list[str],
+    limits: SandboxLimits,
+    wall: float,
+    uid: int | None,
+    launcher_code: int | None,
+) -> SandboxResult:
+    isolation: tuple[str, ...] = ()
+    outcome: tuple[str, int] | None = None
+    setup_errors = []
+    for line in status_lines:
+        key, _, value = line.partition(" ")
+        if key == "isolation":
+            isolation = tuple(value.split(","))
+        elif key in ("exit", "signal"):
+            outcome = (key, int(value))
+        elif key == "setup-error":
+            setup_errors.append(value)
+    base = SandboxResult(
+        status="ok",
+        returncode=None,
+        stdout=streams.stdout.decode("utf-8", "replace"),
+        stderr=streams.stderr.decode("utf-8", "replace"),
+        wall_s=wall,
+        isolation=isolation,
+        stdout_truncated=streams.stdout_truncated,
+        stderr_truncated=streams.stderr_truncated,
+        uid=uid,
+    )
+    if streams.timed_out:
+        return replace(base, status="timeout", detail=f"wall-clock limit of {limits.timeout_s:g}s exceeded")
+    if setup_errors:
+        return replace(base, status="sandbox_error", detail="; ".join(setup_errors)[:500])
+    if outcome is None:
+        detail = f"the sandbox launcher ended without a result (exit code {launcher_code})"
+        return replace(base, status="sandbox_error", detail=detail)
+    kind, number = outcome
+    if kind == "signal":
+        return _classify_signal(replace(base, returncode=-number), number, limits)
+    base = replace(base, returncode=number)
+    if number == 0:
+        return base
+    if last_line(base.stderr).startswith("MemoryError"):
+        return replace(base, status="memory", detail=f"MemoryError (limit {limits.memory_mb} MB)")
+    return replace(base, status="error", detail=last_line(base.stderr)[:300] or f"exit code {number}")
+
+
+def _classify_signal(base: SandboxResult, number: int, limits: SandboxLimits) -> SandboxResult:
+    if number == signal.SIGXCPU:
+        return replace(base, status="timeout", detail=f"CPU time limit of {limits.cpu_seconds}s exceeded")
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    if number == signal.SIGKILL:
+        detail = "killed by SIGKILL (CPU hard limit or the kernel's out-of-memory killer)"
+    else:
+        detail = f"killed by {name}"
+    return replace(base, status="killed", detail=detail)
+
+
+# --- the bootstrap: runs as `python -I -S sandbox.py CONFIG STATUS_FD` -----------------------
+#
+# Launcher (as the caller, in the new session) enters the namespaces and prepares the mounts,
+# forks the reaper (pid 1 of the new pid namespace), which forks the program. Status lines go
+# to STATUS_FD: "isolation a,b,c", then "exit N" or "signal N", or "setup-error WHY".
+
+_GUARD = """
+import socket
+class _NoNetworkSocket(socket.socket):
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None, _inet=(-1, socket.AF_INET, socket.AF_INET6)):
+        if family in _inet and fileno is None:
+            raise PermissionError("network access is disabled in this sandbox")
+        super().__init__(family, type, proto, fileno)
+socket.socket = socket.SocketType = _NoNetworkSocket
+import runpy
+runpy.run_path("main.py", run_name="__main__")
+"""
+
+
+_LIBC = None
+
+
+def _libc():
+    """libc through ctypes, loaded once while still privileged (after the uid drop the
+    interpreter's own standard library may be unreadable)."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def encode(text: str | None) -> bytes | None:
+        return None if text is None else text.encode()
+
+    _check(
+        _libc().mount(encode(source), encode(target), encode(fstype), flags, encode(data)), f"mount {target}"
+    )
+
+
+def _status(fd: int, line: str) -> None:
+    os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+
+
+def _enter_namespaces(config: dict) -> list[str]:
+    """unshare into new namespaces; [] when that is impossible here (then: fallback mode)."""
+    if not config["namespaces"]:
+        return []
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    rootless = os.geteuid() != 0
+    if rootless:
+        flags |= CLONE_NEWUSER
+    uid, gid = os.getuid(), os.getgid()
+    if _libc().unshare(flags) != 0:
+        return []
+    if rootless:  # map ourselves to ourselves: the program stays an ordinary uid, without caps
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as handle:
+                handle.write(text)
+    tags = ["net-namespace", "pid-namespace", "mount-namespace", "ipc-namespace"]
+    return tags + (["user-namespace"] if rootless else [])
+
+
+def _prepare_mounts(config: dict) -> list[str]:
+    """Private mounts: hidden temp dirs, a tmpfs work dir holding the program, and a read-only
+    rest of the tree. Returns extra isolation tags."""
+    workdir, uid = config["workdir"], config["uid"]
+    owner = uid if uid is not None else os.getuid()
+    with open(os.path.join(workdir, PROGRAM_FILE), "rb") as handle:
+        program = handle.read()
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    hidden = True
+    for path in HIDDEN_TEMP_DIRS:
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777")
+        except OSError:
+            hidden = False  # still read-only below, just not emptied
+    os.makedirs(workdir, exist_ok=True)
+    size = config["limits"]["disk_mb"]
+    _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=0700,uid={owner},gid={owner}")
+    program_path = os.path.join(workdir, PROGRAM_FILE)
+    with open(program_path, "wb") as handle:
+        handle.write(program)
+    os.chown(program_path, owner, owner)
+    tags = ["private-tmp"] if hidden else []
+    return tags + (["read-only-root"] if _remount_read_only(except_path=workdir) else [])
+
+
+def _mount_points() -> list[str]:
+    import re
+
+    points = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            raw = line.split()[4]
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), raw))
+    return sorted(set(points), key=len)
+
+
+def _remount_read_only(except_path: str) -> bool:
+    """Remount every mount read-only except the work dir; True when `/` itself succeeded."""
+    keep = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC}
+    keep.update({os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME})
+    root_done = False
+    for point in _mount_points():
+        if point == except_path:
+            continue
+        try:
+            existing = os.statvfs(point).f_flag
+            flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+            flags |= sum(ms for st, ms in keep.items() if existing & st)
+            _mount(None, point, None, flags)
+            root_done = root_done or point == "/"
+        except OSError:
+            continue  # best effort below `/`: a mount we cannot touch keeps its flags
+    return root_done
+
+
+def _apply_limits(config: dict) -> None:
+    limits = config["limits"]
+    settings = [
+        (resource.RLIMIT_CPU, limits["cpu_s"], limits["cpu_s"] + 1),
+        (resource.RLIMIT_AS, limits["memory_bytes"], limits["memory_bytes"]),
+        (resource.RLIMIT_NPROC, config["nproc"], config["nproc"]),
+        (resource.RLIMIT_FSIZE, limits["file_size_bytes"], limits["file_size_bytes"]),
+        (resource.RLIMIT_NOFILE, limits["open_files"], limits["open_files"]),
+        (resource.RLIMIT_CORE, 0, 0),
+    ]
+    for which, soft, hard in settings:
+        resource.setrlimit(which, (soft, hard))
+
+
+def _become_program(config: dict, status_fd: int, in_namespaces: bool) -> None:
+    """In the forked child: limits, unprivileged uid, then exec the program. Never returns."""
+    try:
+        os.set_inheritable(status_fd, False)  # the program must not forge status lines
+        os.chdir(config["workdir"])
+        _apply_limits(config)
+        uid = config["uid"]
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        argv = [config["python"], "-I", "-S", "-B", "-X", "utf8"]
+        argv += [PROGRAM_FILE] if in_namespaces else ["-c", _GUARD]
+        os.execve(config["python"], argv, dict(os.environ))
+    except BaseException as exc:  # noqa: BLE001 - anything here is a sandbox failure
+        _status(status_fd, f"setup-error starting the program: {exc!r}")
+    os._exit(127)
+
+
+def _silence_stdio() -> None:
+    """The launcher and reaper let go of the program's pipes, so they close with the program."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _arm_watchdog(seconds: int, as_init: bool) -> None:
+    """The parent enforces the wall clock; if the parent itself dies, this alarm still ends
+    the run a little later instead of leaving a sleeping program behind forever."""
+
+    def expire(signum, frame) -> None:
+        if not as_init:
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(1)  # as pid 1 this takes the whole namespace with it
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+
+
+def _reap_until(program_pid: int, status_fd: int, any_child: bool) -> None:
+    """Wait for the program (reaping orphans on the way when we are pid 1), report, exit."""
+    _silence_stdio()
+    while True:
+        pid, wait_status = os.waitpid(-1 if any_child else program_pid, 0)
+        if pid == program_pid:
+            break
+    if os.WIFSIGNALED(wait_status):
+        _status(status_fd, f"signal {os.WTERMSIG(wait_status)}")
+    else:
+        _status(status_fd, f"exit {os.waitstatus_to_exitcode(wait_status)}")
+    os._exit(0)  # as pid 1: the kernel now kills everything left in the namespace
+
+
+def _bootstrap(config: dict, status_fd: int) -> None:
+    _libc()
+    tags = _enter_namespaces(config)
+    if tags:
+        try:
+            tags += _prepare_mounts(config)
+        except OSError as exc:
+            _status(status_fd, f"setup-error preparing mounts: {exc}")
+            os._exit(1)
+    else:
+        tags = ["socket-guard"]
+    tags += ["uid-drop"] if config["uid"] is not None else []
+    _status(status_fd, "isolation " + ",".join(tags))
+    in_namespaces = "net-namespace" in tags
+    reaper = os.fork() if in_namespaces else 0
+    if reaper:  # the launcher: wait for the reaper, then go
+        _silence_stdio()
+        os.waitpid(reaper, 0)
+        os._exit(0)
+    if in_namespaces:
+        try:  # the pid namespace's own /proc: the program sees only its own processes
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError:
+            pass
+    program = os.fork()
+    if program == 0:
+        _become_program(config, status_fd, in_namespaces)
+    _arm_watchdog(config["watchdog_s"], as_init=in_namespaces)
+    _reap_until(program, status_fd, any_child=in_namespaces)
+
+
+def _main(argv: list[str]) -> None:
+    config, status_fd = json.loads(argv[1]), int(argv[2])
+    try:
+        _bootstrap(config, status_fd)
+    except BaseException as exc:  # noqa: BLE001 - whatever broke, the parent must hear of it
+        try:
+            _status(status_fd, f"setup-error {exc!r}")
+        finally:
+            os._exit(1)
+
+
+if __name__ == "__main__":
+    _main(sys.argv)
