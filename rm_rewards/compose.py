@@ -36,7 +36,7 @@ class WeightedReward(Reward):
     weights: list[float] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "WeightedReward":
+    def _check(self) -> WeightedReward:
         if not self.rewards:
             raise ValueError("WeightedReward needs at least one reward")
         if self.weights is not None:
@@ -112,7 +112,7 @@ class RouterReward(Reward):
     def applies_to(self, sample: Sample) -> bool:
         try:
             return self._pick(sample).applies_to(sample)
-        except Exception:  # an unroutable sample is reported as an error by evaluate, not skipped
+        except Exception:  # noqa: BLE001 - an unroutable sample is reported by evaluate, not skipped
             return True
 
     def _pick(self, sample: Sample) -> Reward:

@@ -11,6 +11,7 @@ so each CJK character is its own token; everything else splits into runs of word
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections import Counter
 
@@ -106,7 +107,7 @@ def extract_numbers(text: str) -> list[float]:
             out.append(float(token))
         except (ValueError, OverflowError):  # e.g. digits float() cannot read
             continue
-    return [n for n in out if n == n and abs(n) != float("inf")]
+    return [n for n in out if math.isfinite(n)]
 
 
 def _close(a: float, b: float, rel_tol: float, abs_tol: float) -> bool:

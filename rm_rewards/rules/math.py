@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import os
 import queue
+import re
 import signal
 import threading
 import time
@@ -117,14 +118,19 @@ def gsm8k_final_answer(text: str) -> str:
     return text.rsplit("####", 1)[1].strip().replace(",", "")
 
 
+# A word of three or more letters that is not a LaTeX command: the reference is prose.
+_PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+
+
 def _parse_reference(reference: str) -> list:
     parse, _, latex_only, latex_and_expr = _api()
     text = reference.strip()
     if "####" in text:
         text = gsm8k_final_answer(text)
-    if "\\boxed" not in text and "$" not in text:
+    if "\\boxed" not in text and "$" not in text and not _PROSE_RE.search(text):
         # A bare reference ("18", "\frac{1}{2}", "x^2+1") is the answer itself: box it so the
-        # LaTeX extractor takes all of it rather than hunting for a sub-expression.
+        # LaTeX extractor takes all of it rather than hunting for a sub-expression. Prose
+        # ("The answer is 42") is left to the extractors, which find its final answer.
         boxed = parse("\\boxed{" + text + "}", latex_only, parsing_timeout=None)
         if boxed:
             return boxed
@@ -157,7 +163,7 @@ def judge_sample(reference: str, candidates: Sequence[str], timeout_s: float, ma
             gold = _parse_reference(reference)
     except _Deadline:
         return [Verdict(None, "", f"parsing the reference timed out after {timeout_s}s")] * len(candidates)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure becomes this sample's error
         return [Verdict(None, "", f"reference: {describe_error(exc)}")] * len(candidates)
     if not gold:
         return [Verdict(None, "", "the reference has no math answer math-verify can parse")] * len(candidates)
@@ -168,7 +174,7 @@ def judge_sample(reference: str, candidates: Sequence[str], timeout_s: float, ma
                 out.append(_judge_parsed(gold, candidate, max_chars))
         except _Deadline:
             out.append(Verdict(None, "", f"math-verify timed out after {timeout_s}s"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure becomes this response's error
             out.append(Verdict(None, "", describe_error(exc)))
     return out
 
@@ -483,7 +489,7 @@ class MathVerify(PointwiseReward):
             try:
                 jobs.append(self._job(sample))
                 positions.append(position)
-            except Exception as exc:  # a bad sample is its own error; the batch goes on
+            except Exception as exc:  # noqa: BLE001 - a bad sample is its own error; the batch goes on
                 results[position] = self._result(sample, None, describe_error(exc), label)
         for position, verdicts in zip(positions, self._judge(jobs)):
             sample = samples[position]

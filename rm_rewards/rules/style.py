@@ -46,7 +46,7 @@ def length_penalty(
     penalty = distance * penalty_rate
     if max_penalty is not None:
         penalty = min(penalty, max_penalty)
-    return -penalty
+    return -penalty if penalty else 0.0  # never -0.0 in a score table
 
 
 # --- repetition -------------------------------------------------------------------------------
@@ -76,8 +76,8 @@ def repetition_penalty_from_rate(
     rescaled from [min_scaling, 1] to [0, 1], times -max_penalty."""
     if soft:
         scaled = max(0.0, (rate - min_scaling) / (1.0 - min_scaling))
-        return -max_penalty * scaled
-    return -(rate - threshold) * penalty_rate if rate > threshold else 0.0
+        return -max_penalty * scaled if scaled else 0.0
+    return -(rate - threshold) * penalty_rate if rate > threshold and penalty_rate else 0.0
 
 
 def ngram_repetition_penalty(text: str, n: int = 3, threshold: float = 0.3, penalty_rate: float = 1.0) -> float:
@@ -205,7 +205,8 @@ def find_privacy_leaks(text: str, ignore_private_ips: bool = True, kinds: Sequen
 
 def privacy_leakage(text: str, penalty_per_leak: float = -0.5, ignore_private_ips: bool = True) -> float:
     """penalty_per_leak times the number of leaks found (0 when clean)."""
-    return penalty_per_leak * len(find_privacy_leaks(text, ignore_private_ips))
+    leaks = len(find_privacy_leaks(text, ignore_private_ips))
+    return penalty_per_leak * leaks if leaks else 0.0
 
 
 def describe_leaks(leaks: Sequence[Leak]) -> str:
@@ -267,4 +268,5 @@ class PrivacyLeakage(PointwiseReward):
 
     def score_response(self, sample: Sample, index: int) -> ResponseScore:
         leaks = find_privacy_leaks(sample.responses[index].text, self.ignore_private_ips)
-        return ResponseScore(score=self.penalty_per_leak * len(leaks), reason=describe_leaks(leaks))
+        score = self.penalty_per_leak * len(leaks) if leaks else 0.0
+        return ResponseScore(score=score, reason=describe_leaks(leaks))
