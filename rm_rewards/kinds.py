@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import gc
 import hashlib
 import itertools
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -50,6 +52,24 @@ def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(make_coro())
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(make_coro())).result()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a sync batch builds its results.
+
+    Each sample leaves ~13 container objects (a result, its scores, their dicts) that survive,
+    so the collector ran full passes over every live sample mid-batch: about half of a cheap
+    rule's per-sample cost. Results form no cycles, so nothing is missed; collection resumes
+    (if it was on) when the batch ends. Garbage cycles a rule itself creates wait until then.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -198,7 +218,8 @@ class Reward(BaseModel):
             return [self.evaluate(s) for s in samples]
         # Name and version (a JSON dump and a hash) are computed once per batch, not per sample.
         label = (self.name, self.version)
-        return [self._evaluate_sync(s, label) for s in samples]
+        with gc_paused():
+            return [self._evaluate_sync(s, label) for s in samples]
 
     async def aevaluate_batch(
         self, samples: Sequence[Sample], *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY
