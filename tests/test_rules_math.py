@@ -83,6 +83,19 @@ def test_bare_math_verify_known_answers(candidate: str, reference: str, expected
     assert math_verify(candidate, reference) == expected
 
 
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        ("<think>150 + 50 for the trip</think>\n<answer>100</answer>", 1.0),
+        ("<think>the total is $100</think>\n<answer>1000</answer>", 0.0),  # the tag decides
+        ("#### 100\nQuestions? Call (387) 331-8170.", 1.0),  # numbers after the answer are ignored
+        ("The answer is 100. Questions? Call (387) 331-8170.", 1.0),  # math-verify's "answer" anchor
+    ],
+)
+def test_the_stated_final_answer_wins_over_later_numbers(candidate: str, expected: float) -> None:
+    assert math_verify(candidate, "100") == expected
+
+
 def test_bare_math_verify_rejects_a_reference_without_math() -> None:
     with pytest.raises(ValueError, match="reference"):
         math_verify("42", "")

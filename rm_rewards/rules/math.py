@@ -143,9 +143,27 @@ def _shown(parsed: list) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def answer_region(text: str) -> str:
+    """Where a response states its final answer: the last `<answer>` block, else the line after
+    the last GSM8K-style '####', else the whole text. Numbers written after the answer (a phone
+    number in a signature, say) would otherwise be taken as the answer."""
+    start = text.rfind("<answer>")
+    if start >= 0:
+        end = text.find("</answer>", start)
+        inner = text[start + len("<answer>") : end if end >= 0 else len(text)]
+        if inner.strip():
+            return inner
+    marker = text.rfind("####")
+    if marker >= 0:
+        line = text[marker + 4 :].strip().split("\n", 1)[0]
+        if line.strip():
+            return line
+    return text
+
+
 def _judge_parsed(gold: list, candidate: str, max_chars: int) -> Verdict:
     parse, verify, _, latex_and_expr = _api()
-    predicted = parse(candidate[-max_chars:], latex_and_expr, parsing_timeout=None)
+    predicted = parse(answer_region(candidate[-max_chars:]), latex_and_expr, parsing_timeout=None)
     if not predicted:
         return Verdict(0.0, "no math answer found in the response", None)
     same = verify(gold, predicted, timeout_seconds=None)
