@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from rm_rewards.kinds import PointwiseReward
 from rm_rewards.registry import register
-from rm_rewards.schema import ResponseScore, Sample
+from rm_rewards.schema import Sample
 
 # Han ideographs (with extensions and compatibility forms) and kana: written without spaces.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
@@ -192,8 +192,9 @@ class NumberAccuracy(_ReferenceReward):
     def applies_to(self, sample: Sample) -> bool:
         return sample.reference is not None and _NUMBER_RE.search(sample.reference) is not None
 
-    def score_response(self, sample: Sample, index: int) -> float | ResponseScore:
+    def score_response(self, sample: Sample, index: int) -> float:
         reference = self.reference_of(sample)
-        if not extract_numbers(reference):
-            raise ValueError(f"sample {sample.id}: reference has no number to compare")
-        return number_accuracy(sample.responses[index].text, reference, self.rel_tol, self.abs_tol)
+        try:
+            return number_accuracy(sample.responses[index].text, reference, self.rel_tol, self.abs_tol)
+        except ValueError as exc:  # name the sample: "which reference has no number?"
+            raise ValueError(f"sample {sample.id}: {exc}") from None
