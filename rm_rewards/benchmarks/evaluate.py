@@ -1,0 +1,639 @@
+"""Evaluate one model on one benchmark: per-item scores, the benchmark's report, failures, timings.
+
+An evaluated model is a registered reward (a rule, or an LLM judge that gets its `LLMClient` at
+call time) or a trained Bradley-Terry checkpoint. `rm_rewards` never imports `training`, so a
+checkpoint is scored through a callable the caller passes, e.g.
+`functools.partial(training.bt_trainer.score_samples, path)`:
+
+    model = RewardModel(reward="length_penalty")                 # key "reward:length_penalty"
+    result = evaluate_model("rm_bench", items, model)
+    ckpt = CheckpointModel(run_id="bt-0001", path="/data/ckpt")  # key "checkpoint:bt-0001"
+    result = evaluate_model("rm_bench", items, ckpt, checkpoint_scorer=partial(score_samples, ckpt.path))
+    result.headline, result.summary(), result.report.to_markdown()
+
+How each kind is scored:
+
+- pointwise / listwise / stepwise rewards and checkpoint scorers give one score per response; the
+  benchmark's own rule scores that table (`score_benchmark`);
+- pairwise rewards are asked the benchmark's (correct, incorrect) pairs (`pair_judging`), in both
+  orders by default, and their verdicts also go to `consistency_report` (position flips).
+
+An item the reward does not apply to (`reward.applies_to(sample)` is false, e.g. a rule that needs
+a reference answer) is not applicable: it is left out of the metric and listed, so the result says
+"metric over 0 of 221 items" instead of a silent 0% or a silently smaller benchmark. A failed
+judgement is never left out: it counts as wrong (`n_failed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import numbers
+import re
+import time
+import typing
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from rm_rewards import registry
+from rm_rewards.benchmarks.consistency import ConsistencyReport, JudgedPair, consistency_report
+from rm_rewards.benchmarks.items import BENCHMARK_NAMES, BenchmarkItem, BenchmarkName, item_to_sample
+from rm_rewards.benchmarks.pair_judging import (
+    PairOrders,
+    ajudge_items,
+    judge_items,
+    pair_outcomes,
+    report_from_pair_outcomes,
+    unsupported_reason,
+)
+from rm_rewards.benchmarks.reports import RewardBench2Report, RMBenchReport, RMBReport
+from rm_rewards.benchmarks.scoring import score_benchmark
+from rm_rewards.kinds import DEFAULT_MAX_CONCURRENCY, PairwiseReward, Reward, describe_error
+from rm_rewards.schema import RewardResult, Sample
+
+if typing.TYPE_CHECKING:
+    from rm_rewards.llm import LLMClient
+
+# One score per response of each sample, in order; None = no score for that response.
+SampleScorer = Callable[[list[Sample]], Sequence[Sequence[float | None]]]
+ItemStatus = Literal["scored", "failed", "not_applicable"]
+
+HEADLINE_METRICS: dict[str, str] = {
+    "rm_bench": "total",
+    "reward_bench_2": "leaderboard",
+    "rmb_pairwise": "accuracy",
+    "rmb_bon": "accuracy",
+}
+NOT_APPLICABLE = "the reward does not apply to this item (applies_to is false)"
+
+# --- the evaluated model, and its partition key ------------------------------------------------
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_KEY = re.compile(r"^(reward|judge|checkpoint):([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([0-9a-f]{8}))?$")
+
+
+class RewardModel(BaseModel):
+    """A registered reward, rule or LLM judge, with its parameters (JSON values only, so they hash
+    into the key). `pair_orders` applies to pairwise judges: "both" asks every pair in both orders
+    (a pair is won only when both agree) and measures position bias; "one" halves the calls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["reward"] = "reward"
+    reward: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    pair_orders: PairOrders = "both"
+    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
+
+    @field_validator("reward")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        try:
+            registry.spec(name)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return name
+
+    @field_validator("params")
+    @classmethod
+    def _json_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(params, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"params must be plain JSON values (they go into the model key): {exc}"
+            ) from None
+        return params
+
+    @property
+    def is_llm(self) -> bool:
+        return registry.spec(self.reward).is_llm
+
+    @property
+    def key(self) -> str:
+        """`reward:<name>` (rule) or `judge:<name>` (LLM), plus `@<hash>` when params or
+        pair_orders differ from the defaults, so two configurations never share a partition."""
+        prefix = "judge" if self.is_llm else "reward"
+        if not self.params and self.pair_orders == "both":
+            return f"{prefix}:{self.reward}"
+        variant = json.dumps({"params": self.params, "pair_orders": self.pair_orders}, sort_keys=True)
+        return f"{prefix}:{self.reward}@{hashlib.sha256(variant.encode()).hexdigest()[:8]}"
+
+    def build(self, client: LLMClient | None = None) -> Reward:
+        """The configured reward; an LLM judge gets `client` in its field typed `LLMClient`.
+        A rule ignores `client`, so a caller may pass its client to every model."""
+        spec = registry.spec(self.reward)
+        if not spec.is_llm:
+            return registry.get(self.reward, **self.params)
+        field = _client_field(spec.cls)
+        if field is None:
+            raise TypeError(f"LLM reward {self.reward!r} has no field typed LLMClient to receive the client")
+        if client is None:
+            raise ValueError(f"LLM reward {self.reward!r} needs an LLMClient: pass client=...")
+        if field in self.params:
+            raise ValueError(f"model {self.key}: params must not set {field!r}; pass client=... instead")
+        return registry.get(self.reward, **self.params, **{field: client})
+
+
+class CheckpointModel(BaseModel):
+    """A trained Bradley-Terry checkpoint; the caller scores it (see `evaluate_model`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["checkpoint"] = "checkpoint"
+    run_id: str = Field(pattern=_KEY_PART.pattern)
+    path: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"checkpoint:{self.run_id}"
+
+
+EvaluatedModel = Annotated[RewardModel | CheckpointModel, Field(discriminator="kind")]
+_EVALUATED_MODEL = TypeAdapter(EvaluatedModel)
+
+
+def parse_evaluated_model(data: Any) -> RewardModel | CheckpointModel:
+    """A model spec from config data, e.g. {"kind": "reward", "reward": "length_penalty"}."""
+    return _EVALUATED_MODEL.validate_python(data)
+
+
+class ModelKey(BaseModel):
+    """A parsed partition key: `reward:length_penalty`, `judge:helpfulness_pointwise@1a2b3c4d`,
+    `checkpoint:bt-0001`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prefix: Literal["reward", "judge", "checkpoint"]
+    name: str
+    variant: str | None = None
+
+
+def parse_model_key(key: str) -> ModelKey:
+    match = _KEY.match(key)
+    if match is None:
+        raise ValueError(
+            f"bad model key {key!r}: expected reward:<name>, judge:<name> (optionally @<8 hex>) "
+            f"or checkpoint:<run-id>, names of letters, digits, '.', '_' and '-'"
+        )
+    prefix, name, variant = match.groups()
+    if prefix == "checkpoint" and variant:
+        raise ValueError(f"bad model key {key!r}: a checkpoint key has no @variant")
+    return ModelKey(prefix=prefix, name=name, variant=variant)
+
+
+def model_from_key(key: str, *, checkpoint_path: str | None = None) -> RewardModel | CheckpointModel:
+    """The spec a key names. A key with an @variant hashes parameters it cannot give back: build
+    such models from their config and match on `.key` instead."""
+    parsed = parse_model_key(key)
+    if parsed.prefix == "checkpoint":
+        return CheckpointModel(run_id=parsed.name, path=checkpoint_path)
+    if parsed.variant:
+        raise ValueError(f"model key {key!r} names a parameter variant; build it from its config")
+    model = RewardModel(reward=parsed.name)
+    if model.key != key:
+        raise ValueError(
+            f"model key {key!r}: {parsed.name!r} is {'an LLM judge' if model.is_llm else 'a rule'}, "
+            f"so its key is {model.key!r}"
+        )
+    return model
+
+
+def _client_field(cls: type[Reward]) -> str | None:
+    from rm_rewards.llm import LLMClient
+
+    def mentions(annotation: Any) -> bool:
+        return annotation is LLMClient or any(mentions(a) for a in typing.get_args(annotation))
+
+    return next((name for name, f in cls.model_fields.items() if mentions(f.annotation)), None)
+
+
+# --- the result --------------------------------------------------------------------------------
+
+
+class ResponseScoreRow(BaseModel):
+    """One response of one item: its score (None when it has none) and why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str
+    domain: str
+    response_index: int
+    is_correct: bool
+    score: float | None
+    error: str | None
+    status: ItemStatus
+
+
+class EvaluationTimings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scoring_s: float
+    report_s: float
+    total_s: float
+    items_per_s: float | None  # items judged per second of scoring (not-applicable items excluded)
+
+
+ReportModel = Annotated[RMBenchReport | RewardBench2Report | RMBReport, Field(discriminator="benchmark")]
+
+
+class EvaluationResult(BaseModel):
+    """Everything one (benchmark, model) evaluation produced.
+
+    `method` is "scores" (a score per response: `scores` rows) or "pair_verdicts" (a pairwise
+    judge: `verdicts` rows and `consistency`). `report` is over the `n_evaluated` applicable items
+    and is None when no item applies; `n_failed` of them had a failed judgement (counted wrong).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: BenchmarkName
+    model_key: str
+    method: Literal["scores", "pair_verdicts"]
+    n_items: int
+    n_evaluated: int
+    n_failed: int
+    n_not_applicable: int
+    not_applicable_ids: list[str]
+    not_applicable_reasons: dict[str, int]
+    report: ReportModel | None
+    consistency: ConsistencyReport | None = None
+    scores: list[ResponseScoreRow] = Field(default_factory=list)
+    verdicts: list[JudgedPair] = Field(default_factory=list)
+    timings: EvaluationTimings
+
+    @property
+    def headline_metric(self) -> str:
+        return HEADLINE_METRICS[self.benchmark]
+
+    @property
+    def headline(self) -> float | None:
+        return None if self.report is None else self.report.headline
+
+    @property
+    def coverage(self) -> float:
+        return self.n_evaluated / self.n_items if self.n_items else 0.0
+
+    def summary(self) -> dict[str, float | int | None]:
+        """Flat metrics for asset metadata and drop checks: the report's summary (None headline
+        when nothing applied), coverage and counts, and the judge's consistency rates."""
+        flat: dict[str, float | int | None] = (
+            self.report.summary() if self.report is not None else {self.headline_metric: None}
+        )
+        flat.update(
+            n_items_total=self.n_items,
+            n_evaluated=self.n_evaluated,
+            n_not_applicable=self.n_not_applicable,
+            coverage=self.coverage,
+        )
+        if self.consistency is not None:
+            for name in ("position_flip_rate", "symmetry_violation_rate", "transitivity_violation_rate"):
+                flat[f"consistency_{name}"] = getattr(self.consistency, name)
+            flat["n_failed_verdicts"] = self.consistency.n_failed_verdicts
+        return flat
+
+    def error_counts(self, limit: int = 5) -> list[tuple[str, int]]:
+        """The most common error texts of failed judgements, with how often each occurred."""
+        texts = [row.error for row in self.scores if row.status == "failed" and row.error]
+        texts += [v.error or "no verdict" for v in self.verdicts if v.winner is None]
+        return Counter(text[:200] for text in texts).most_common(limit)
+
+
+# --- shared steps ------------------------------------------------------------------------------
+
+
+def _check_inputs(benchmark: str, items: Sequence[BenchmarkItem]) -> None:
+    if benchmark not in BENCHMARK_NAMES:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARK_NAMES}")
+    if not items:
+        raise ValueError(f"{benchmark}: no items to evaluate")
+    wrong = [item.id for item in items if item.benchmark != benchmark]
+    if wrong:
+        raise ValueError(f"{benchmark}: items {wrong[:3]} belong to another benchmark")
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i, n in Counter(ids).items() if n > 1)
+        raise ValueError(f"{benchmark}: item id {duplicate!r} appears more than once")
+
+
+def _default_key(scorer: Reward | SampleScorer) -> str:
+    if isinstance(scorer, Reward):
+        return f"{'judge' if scorer.is_llm else 'reward'}:{scorer.name}"
+    return f"scorer:{getattr(scorer, '__name__', type(scorer).__name__)}"
+
+
+class _Applicability:
+    """Which items a reward applies to; an `applies_to` that raises is a failure, not a skip."""
+
+    def __init__(self, reward: Reward | None, items: Sequence[BenchmarkItem], pairwise: bool) -> None:
+        self.evaluated: list[BenchmarkItem] = []
+        self.not_applicable: dict[str, str] = {}  # item id -> reason
+        self.check_errors: dict[str, str] = {}  # item id -> applies_to error
+        for item in items:
+            reason = self._reason(reward, item, pairwise)
+            if reason is None:
+                self.evaluated.append(item)
+            else:
+                self.not_applicable[item.id] = reason
+
+    def _reason(self, reward: Reward | None, item: BenchmarkItem, pairwise: bool) -> str | None:
+        if pairwise and (unsupported := unsupported_reason(item)):
+            return unsupported
+        if reward is None:
+            return None
+        try:
+            return None if reward.applies_to(item_to_sample(item)) else NOT_APPLICABLE
+        except Exception as exc:
+            self.check_errors[item.id] = f"applies_to failed: {describe_error(exc)}"
+            return None
+
+
+def _finish(
+    benchmark: str,
+    model_key: str,
+    items: Sequence[BenchmarkItem],
+    applicability: _Applicability,
+    started: float,
+    scored_at: float,
+    report: RMBenchReport | RewardBench2Report | RMBReport | None,
+    **parts: Any,
+) -> EvaluationResult:
+    report_s = time.perf_counter() - scored_at
+    scoring_s = scored_at - started
+    evaluated = len(applicability.evaluated)
+    return EvaluationResult(
+        benchmark=benchmark,
+        model_key=model_key,
+        n_items=len(items),
+        n_evaluated=evaluated,
+        n_failed=0 if report is None else report.n_failed,
+        n_not_applicable=len(applicability.not_applicable),
+        not_applicable_ids=list(applicability.not_applicable),
+        not_applicable_reasons=dict(Counter(applicability.not_applicable.values())),
+        report=report,
+        timings=EvaluationTimings(
+            scoring_s=scoring_s,
+            report_s=report_s,
+            total_s=time.perf_counter() - started,
+            items_per_s=evaluated / scoring_s if evaluated and scoring_s > 0 else None,
+        ),
+        **parts,
+    )
+
+
+# --- per-response scores: pointwise/listwise/stepwise rewards and checkpoint scorers -------------
+
+Judgements = dict[str, tuple[list[float | None], list[str | None]]]  # item id -> (scores, errors)
+
+
+def _from_results(items: Sequence[BenchmarkItem], results: Sequence[RewardResult]) -> Judgements:
+    if len(results) != len(items):
+        raise ValueError(f"reward returned {len(results)} results for {len(items)} samples")
+    out: Judgements = {}
+    for item, sample_result in zip(items, results):
+        n = len(item.responses)
+        if sample_result.error is not None:
+            out[item.id] = ([None] * n, [sample_result.error] * n)
+            continue
+        if len(sample_result.scores) != n:  # the kinds turn this into an error; kept as a guard
+            raise ValueError(f"item {item.id!r}: {len(sample_result.scores)} scores for {n} responses")
+        out[item.id] = (
+            [s.score if s.error is None else None for s in sample_result.scores],
+            [
+                s.error if s.error is not None or s.score is not None else "no score"
+                for s in sample_result.scores
+            ],
+        )
+    return out
+
+
+def _checked_score(value: Any, where: str) -> tuple[float | None, str | None]:
+    if value is None:
+        return None, "scorer returned no score"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: score must be a number or None, got {value!r}")
+    if not math.isfinite(float(value)):
+        return None, f"non-finite score {value}"
+    return float(value), None
+
+
+def _from_scorer(items: Sequence[BenchmarkItem], scores: Sequence[Sequence[Any]]) -> Judgements:
+    if len(scores) != len(items):
+        raise ValueError(f"scorer returned {len(scores)} score lists for {len(items)} samples")
+    out: Judgements = {}
+    for item, row in zip(items, scores):
+        if len(row) != len(item.responses):
+            raise ValueError(
+                f"scorer: item {item.id!r} got {len(row)} scores for {len(item.responses)} responses"
+            )
+        checked = [_checked_score(v, f"scorer: item {item.id!r} response {i}") for i, v in enumerate(row)]
+        out[item.id] = ([s for s, _ in checked], [e for _, e in checked])
+    return out
+
+
+def _apply_check_errors(judgements: Judgements, applicability: _Applicability) -> None:
+    for item_id, error in applicability.check_errors.items():
+        scores, errors = judgements[item_id]
+        judgements[item_id] = ([None] * len(scores), [error] * len(errors))
+
+
+def _rows(
+    items: Sequence[BenchmarkItem], judgements: Judgements, not_applicable: dict[str, str]
+) -> list[ResponseScoreRow]:
+    rows = []
+    for item in items:
+        scores, errors = judgements.get(item.id, ([None] * len(item.responses), [None] * len(item.responses)))
+        for index, (score, error) in enumerate(zip(scores, errors)):
+            status: ItemStatus = "scored" if score is not None else "failed"
+            if item.id in not_applicable:
+                status, error = "not_applicable", not_applicable[item.id]
+            rows.append(
+                ResponseScoreRow(
+                    item_id=item.id,
+                    domain=item.domain,
+                    response_index=index,
+                    is_correct=index < item.n_correct,
+                    score=score,
+                    error=error,
+                    status=status,
+                )
+            )
+    return rows
+
+
+def _scores_result(
+    benchmark: str,
+    model_key: str,
+    items: Sequence[BenchmarkItem],
+    applicability: _Applicability,
+    judgements: Judgements,
+    started: float,
+) -> EvaluationResult:
+    scored_at = time.perf_counter()
+    _apply_check_errors(judgements, applicability)
+    table = {item_id: scores for item_id, (scores, _) in judgements.items()}
+    report = score_benchmark(benchmark, applicability.evaluated, table) if applicability.evaluated else None
+    rows = _rows(items, judgements, applicability.not_applicable)
+    return _finish(
+        benchmark,
+        model_key,
+        items,
+        applicability,
+        started,
+        scored_at,
+        method="scores",
+        report=report,
+        scores=rows,
+    )
+
+
+def _pairs_result(
+    benchmark: str,
+    model_key: str,
+    items: Sequence[BenchmarkItem],
+    applicability: _Applicability,
+    verdicts: list[JudgedPair],
+    started: float,
+) -> EvaluationResult:
+    scored_at = time.perf_counter()
+    failed_checks = set(applicability.check_errors)
+    verdicts = [
+        v
+        if v.item_id not in failed_checks
+        else v.model_copy(update={"winner": None, "error": applicability.check_errors[v.item_id]})
+        for v in verdicts
+    ]
+    evaluated = applicability.evaluated
+    report = (
+        report_from_pair_outcomes(benchmark, evaluated, pair_outcomes(evaluated, verdicts))
+        if evaluated
+        else None
+    )
+    consistency = consistency_report(verdicts) if verdicts else None
+    return _finish(
+        benchmark,
+        model_key,
+        items,
+        applicability,
+        started,
+        scored_at,
+        method="pair_verdicts",
+        report=report,
+        verdicts=verdicts,
+        consistency=consistency,
+    )
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def evaluate(
+    benchmark: str,
+    items: Sequence[BenchmarkItem],
+    scorer: Reward | SampleScorer,
+    *,
+    model_key: str | None = None,
+    pair_orders: PairOrders = "both",
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+) -> EvaluationResult:
+    """Score `items` of `benchmark` with a reward or a sample scorer (one score per response,
+    None for none; e.g. a checkpoint's `score_samples`). An exception from a sample scorer (a
+    checkpoint that will not load) propagates: the evaluation did not happen."""
+    _check_inputs(benchmark, items)
+    key = model_key or _default_key(scorer)
+    started = time.perf_counter()
+    if isinstance(scorer, PairwiseReward):
+        applicability = _Applicability(scorer, items, pairwise=True)
+        verdicts = judge_items(scorer, applicability.evaluated, pair_orders, max_concurrency)
+        return _pairs_result(benchmark, key, items, applicability, verdicts, started)
+    if isinstance(scorer, Reward):
+        applicability = _Applicability(scorer, items, pairwise=False)
+        samples = [item_to_sample(item) for item in applicability.evaluated]
+        results = scorer.evaluate_batch(samples, max_concurrency=max_concurrency)
+        judgements = _from_results(applicability.evaluated, results)
+    else:
+        applicability = _Applicability(None, items, pairwise=False)
+        judgements = _from_scorer(items, scorer([item_to_sample(item) for item in items]))
+    return _scores_result(benchmark, key, items, applicability, judgements, started)
+
+
+async def aevaluate(
+    benchmark: str,
+    items: Sequence[BenchmarkItem],
+    scorer: Reward | SampleScorer,
+    *,
+    model_key: str | None = None,
+    pair_orders: PairOrders = "both",
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+) -> EvaluationResult:
+    """`evaluate` for event loops: LLM judges run concurrently (up to `max_concurrency` calls in
+    flight); sync rewards and sample scorers run in a worker thread so the loop stays free."""
+    _check_inputs(benchmark, items)
+    key = model_key or _default_key(scorer)
+    started = time.perf_counter()
+    if isinstance(scorer, PairwiseReward):
+        applicability = _Applicability(scorer, items, pairwise=True)
+        verdicts = await ajudge_items(scorer, applicability.evaluated, pair_orders, max_concurrency)
+        return _pairs_result(benchmark, key, items, applicability, verdicts, started)
+    if isinstance(scorer, Reward):
+        applicability = _Applicability(scorer, items, pairwise=False)
+        samples = [item_to_sample(item) for item in applicability.evaluated]
+        if scorer.is_async:
+            results = await scorer.aevaluate_batch(samples, max_concurrency=max_concurrency)
+        else:
+            results = await asyncio.to_thread(scorer.evaluate_batch, samples)
+        judgements = _from_results(applicability.evaluated, results)
+    else:
+        applicability = _Applicability(None, items, pairwise=False)
+        samples = [item_to_sample(item) for item in items]
+        judgements = _from_scorer(items, await asyncio.to_thread(scorer, samples))
+    return _scores_result(benchmark, key, items, applicability, judgements, started)
+
+
+def _resolve(
+    model: RewardModel | CheckpointModel, client: LLMClient | None, checkpoint_scorer: SampleScorer | None
+) -> Reward | SampleScorer:
+    if isinstance(model, CheckpointModel):
+        if checkpoint_scorer is None:
+            raise ValueError(
+                f"model {model.key}: a checkpoint needs checkpoint_scorer=, e.g. "
+                f"functools.partial(training.bt_trainer.score_samples, {model.path or '<path>'!r})"
+            )
+        return checkpoint_scorer
+    return model.build(client)
+
+
+def _options(model: RewardModel | CheckpointModel) -> dict[str, Any]:
+    if isinstance(model, RewardModel):
+        return {"pair_orders": model.pair_orders, "max_concurrency": model.max_concurrency}
+    return {}
+
+
+def evaluate_model(
+    benchmark: str,
+    items: Sequence[BenchmarkItem],
+    model: RewardModel | CheckpointModel,
+    *,
+    client: LLMClient | None = None,
+    checkpoint_scorer: SampleScorer | None = None,
+) -> EvaluationResult:
+    """`evaluate` for a model spec; the result carries the spec's key."""
+    scorer = _resolve(model, client, checkpoint_scorer)
+    return evaluate(benchmark, items, scorer, model_key=model.key, **_options(model))
+
+
+async def aevaluate_model(
+    benchmark: str,
+    items: Sequence[BenchmarkItem],
+    model: RewardModel | CheckpointModel,
+    *,
+    client: LLMClient | None = None,
+    checkpoint_scorer: SampleScorer | None = None,
+) -> EvaluationResult:
+    scorer = _resolve(model, client, checkpoint_scorer)
+    return await aevaluate(benchmark, items, scorer, model_key=model.key, **_options(model))
