@@ -138,6 +138,8 @@ def make_response(problem: Problem, correct: bool, rng: random.Random) -> str:
         steps = steps + [step] * rng.randrange(3, 8)
     elif style < 0.22:  # far too long: the reasoning spelled out several times
         steps = steps * rng.randrange(4, 9)
+    if rng.random() < 0.1:  # inside the reasoning, so the final answer stays the last thing said
+        steps.insert(rng.randrange(len(steps) + 1), private_details(rng))
     body = "\n".join(steps)
     if rng.random() < 0.25:
         tagged = f"<think>\n{body}\n</think>\n<answer>{answer}</answer>"
@@ -146,8 +148,6 @@ def make_response(problem: Problem, correct: bool, rng: random.Random) -> str:
         text = tagged
     else:
         text = f"{body}\n{final_line(answer, rng)}"
-    if rng.random() < 0.1:
-        text = f"{text}\n{private_details(rng)}"
     return text
 
 
@@ -230,42 +230,53 @@ class Timing:
     def samples_per_s(self) -> float:
         return self.n_samples / self.seconds
 
+    @property
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds of the best run over all processes; steadier than wall time under load."""
+        by_process = self.extra.get("cpu_seconds_by_process")
+        return None if by_process is None else sum(by_process.values())
 
-def tree_cpu_seconds() -> float:
-    """CPU time of this process and its children (live ones and those already waited for)."""
-    own = time.process_time()
+
+def process_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) of this process, each live child, and the children reaped."""
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    live = 0.0
+    out = {"main": time.process_time(), "reaped children": reaped.ru_utime + reaped.ru_stime}
     for child in psutil.Process().children(recursive=True):
         try:
             times = child.cpu_times()
-            live += times.user + times.system
-        except psutil.Error:  # exited meanwhile: counted in RUSAGE_CHILDREN once reaped
+        except psutil.Error:  # exited meanwhile: counted under "reaped children" once waited for
             continue
-    return own + reaped.ru_utime + reaped.ru_stime + live
+        out[f"pid {child.pid}"] = times.user + times.system
+    return out
 
 
 class BestOf:
     """Keeps the fastest of several timed runs: the one least disturbed by other load.
 
-    Also records the cores that run kept busy (CPU seconds of the process tree / wall seconds).
+    For that run it also keeps the CPU seconds each process spent (this one and any workers),
+    so a batch that claims to use several cores can be seen doing so.
     """
 
     def __init__(self) -> None:
         self.all_seconds: list[float] = []
-        self.cores = 0.0
+        self.cpu_by_process: dict[str, float] = {}
         self.result: object = None
 
     def run(self, fn: Callable[[], object]) -> None:
-        cpu_before, start = tree_cpu_seconds(), time.perf_counter()
+        cpu_before, start = process_cpu_seconds(), time.perf_counter()
         self.result = fn()
         wall = time.perf_counter() - start
         if not self.all_seconds or wall < min(self.all_seconds):
-            self.cores = (tree_cpu_seconds() - cpu_before) / wall
+            cpu_after = process_cpu_seconds()
+            spent = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
+            self.cpu_by_process = {k: round(v, 4) for k, v in spent.items() if k == "main" or v > 0.005}
         self.all_seconds.append(wall)
 
     def timing(self, n_samples: int, errored_samples: int = 0) -> Timing:
-        return Timing(min(self.all_seconds), self.all_seconds, n_samples, errored_samples, cores=self.cores)
+        best = min(self.all_seconds)
+        return Timing(best, self.all_seconds, n_samples, errored_samples,
+                      cores=sum(self.cpu_by_process.values()) / best,
+                      extra={"cpu_seconds_by_process": self.cpu_by_process})
 
 
 def math_correct(results: Sequence[RewardResult], rows: Sequence[dict]) -> int:
@@ -333,8 +344,10 @@ def _overall(timings: dict[str, Timing], names: Sequence[str]) -> Timing | None:
     chosen = [timings[n] for n in names if n in timings]
     if len(chosen) != len(names):
         return None
+    cpu = [t.cpu_seconds for t in chosen]
+    extra = {} if None in cpu else {"cpu_seconds_by_process": {"all": sum(cpu)}}
     return Timing(sum(t.seconds for t in chosen), [], sum(t.n_samples for t in chosen),
-                  sum(t.errored_samples for t in chosen))
+                  sum(t.errored_samples for t in chosen), extra=extra)
 
 
 def peer_timings(peer: dict | None) -> dict[str, Timing]:
@@ -349,19 +362,22 @@ def peer_timings(peer: dict | None) -> dict[str, Timing]:
 
 def table_row(label: str, mine: Timing | None, bare: Timing | None, peer: Timing | None) -> str:
     overhead = f"{mine.seconds / bare.seconds - 1:+.0%}" if mine and bare else "—"
+    cpu_overhead = f"{mine.cpu_seconds / bare.cpu_seconds - 1:+.0%}" if mine and bare and bare.cpu_seconds else "—"
     ratio = f"{mine.samples_per_s / peer.samples_per_s:.1f}×" if mine and peer else "—"
     errors = f"{mine.errored_samples if mine else '—'} / {peer.errored_samples if peer else '—'}"
     return (f"| {label} | {_rate(mine and mine.samples_per_s)} | {_rate(bare and bare.samples_per_s)} "
-            f"| {overhead} | {_rate(peer and peer.samples_per_s)} | {ratio} | {errors} |")
+            f"| {overhead} | {cpu_overhead} | {_rate(peer and peer.samples_per_s)} | {ratio} | {errors} |")
 
 
 def report(mine: dict[str, Timing], bare: dict[str, Timing], peer: dict[str, Timing], n: int) -> str:
     lines = [
         (f"samples/s over {n:,} samples of 2 responses each; best of the repeats; "
-         "overhead = rmforge time / bare loop time - 1; ratio = rmforge / rm-gallery"),
+         "overhead = rmforge time / bare loop time - 1, in wall time and in CPU time of all processes; "
+         "ratio = rmforge / rm-gallery samples/s"),
         "",
-        "| reward | rmforge samples/s | bare samples/s | overhead | rm-gallery samples/s | ratio | errored samples rmforge / rm-gallery |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ("| reward | rmforge samples/s | bare samples/s | overhead (wall) | overhead (CPU) "
+         "| rm-gallery samples/s | ratio | errored samples rmforge / rm-gallery |"),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in REWARD_NAMES:
         lines.append(table_row(name, mine.get(name), bare.get(name), peer.get(name)))
@@ -375,7 +391,9 @@ def report(mine: dict[str, Timing], bare: dict[str, Timing], peer: dict[str, Tim
     if math_mine:
         lines.append(
             f"math_verify, rmforge: {math_mine.correct_samples:,}/{n:,} samples judged correctly, "
-            f"{math_mine.errored_samples:,} errored; {math_mine.cores:.2f} cores busy during the batch"
+            f"{math_mine.errored_samples:,} errored; first (cold) batch {math_mine.all_seconds[0]:.2f} s, "
+            f"best {math_mine.seconds:.2f} s; {math_mine.cores:.2f} cores busy in the best batch, "
+            f"CPU seconds by process: {fmt_cpu(math_mine.extra['cpu_seconds_by_process'])}"
         )
     if math_peer:
         lines.append(
@@ -383,6 +401,10 @@ def report(mine: dict[str, Timing], bare: dict[str, Timing], peer: dict[str, Tim
             f"{math_peer.errored_samples:,} errored"
         )
     return "\n".join(lines)
+
+
+def fmt_cpu(by_process: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in by_process.items()) or "none"
 
 
 def conditions() -> str:
