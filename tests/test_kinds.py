@@ -20,7 +20,9 @@ from rm_rewards.kinds import (
 from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
 
 
-def make_sample(*texts: str, sample_id: str = "s1", source: str = "test", reference: str | None = None) -> Sample:
+def make_sample(
+    *texts: str, sample_id: str = "s1", source: str = "test", reference: str | None = None
+) -> Sample:
     return Sample(
         id=sample_id,
         source=source,
@@ -119,11 +121,17 @@ def test_wrong_number_of_scores_is_a_sample_error() -> None:
 
 
 def test_batch_keeps_order_and_goes_on_past_errors() -> None:
-    samples = [make_sample("aa", sample_id="x"), make_sample("boom", sample_id="y"), make_sample("a", sample_id="z")]
+    samples = [
+        make_sample("aa", sample_id="x"),
+        make_sample("boom", sample_id="y"),
+        make_sample("a", sample_id="z"),
+    ]
     results = LengthScore().evaluate_batch(samples)
     assert [r.sample_id for r in results] == ["x", "y", "z"]
     assert [r.values() for r in results] == [[2.0], [None], [1.0]]
-    assert all(r.reward_name == "LengthScore" and r.reward_version == results[0].reward_version for r in results)
+    assert all(
+        r.reward_name == "LengthScore" and r.reward_version == results[0].reward_version for r in results
+    )
 
 
 def test_version_changes_with_parameters() -> None:

@@ -64,7 +64,12 @@ def test_reasoning_format_problems_say_what_is_wrong() -> None:
 
 def test_reasoning_format_reward_with_custom_tags() -> None:
     reward = registry.get("reasoning_format", think_tag="reasoning", answer_tag="final")
-    result = reward.evaluate(make_sample(assistant("<reasoning>r</reasoning><final>f</final>"), assistant("<think>r</think><answer>f</answer>")))
+    result = reward.evaluate(
+        make_sample(
+            assistant("<reasoning>r</reasoning><final>f</final>"),
+            assistant("<think>r</think><answer>f</answer>"),
+        )
+    )
     assert result.values() == [1.0, 0.0]
     assert result.scores[0].reason == "format ok"
     assert "<reasoning> appears 0 times" in result.scores[1].reason
@@ -124,6 +129,27 @@ def test_no_tool_call_passes_only_when_not_required() -> None:
     assert registry.get("tool_call_format").evaluate(plain).values() == [0.0]
     assert registry.get("tool_call_format").evaluate(plain).scores[0].reason == "no tool call found"
     assert registry.get("tool_call_format", require_tool_call=False).evaluate(plain).values() == [1.0]
+
+
+def test_tool_calls_after_a_think_block_when_required() -> None:
+    reward = registry.get("tool_call_format", require_think=True)
+    result = reward.evaluate(
+        make_sample(
+            assistant("<think>I need the weather.</think>\n" + GOOD_CALL),
+            assistant(GOOD_CALL),
+            assistant("<think></think>" + GOOD_CALL),
+            assistant("<think>" + GOOD_CALL + "</think>"),
+            assistant("<think>a</think><think>b</think>" + GOOD_CALL),
+        )
+    )
+    assert result.values() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert (
+        result.scores[1].reason
+        == "<think> appears 0 times, expected once; </think> appears 0 times, expected once"
+    )
+    assert result.scores[2].reason == "empty <think> block"
+    assert result.scores[3].reason == "<tool_call> inside or before the <think> block"
+    assert registry.get("tool_call_format").evaluate(make_sample(assistant(GOOD_CALL))).values() == [1.0]
 
 
 def test_many_problems_are_summarised() -> None:

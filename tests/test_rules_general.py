@@ -147,7 +147,9 @@ def test_long_inputs_stay_fast() -> None:
 
     long_text = "word " * 200_000  # 1 MB
     started = time.monotonic()
-    assert rouge_l(long_text, "word other word") == pytest.approx(2 * (2 / 200_000) * (2 / 3) / (2 / 200_000 + 2 / 3))
+    assert rouge_l(long_text, "word other word") == pytest.approx(
+        2 * (2 / 200_000) * (2 / 3) / (2 / 200_000 + 2 / 3)
+    )
     assert token_f1(long_text, "word") > 0
     numbers = " ".join(str(k) for k in range(100_000))
     assert number_accuracy(numbers, numbers) == 1.0

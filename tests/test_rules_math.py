@@ -47,7 +47,13 @@ def gsm8k_samples() -> list[Sample]:
     for k, row in enumerate(_gsm8k_rows(24)):
         final = gsm8k_final_answer(row["answer"])
         samples.append(
-            make_sample(f"gsm8k-{k}", final, row["answer"], _wrong_by_one(row["answer"]), f"So the answer is $\\boxed{{{final}}}$.")
+            make_sample(
+                f"gsm8k-{k}",
+                final,
+                row["answer"],
+                _wrong_by_one(row["answer"]),
+                f"So the answer is $\\boxed{{{final}}}$.",
+            )
         )
     return samples
 
@@ -165,7 +171,12 @@ def test_async_batch_inside_a_running_loop(gsm8k_samples: list[Sample]) -> None:
 
 
 def test_a_bad_sample_in_a_batch_is_its_own_error(gsm8k_samples: list[Sample]) -> None:
-    batch = [gsm8k_samples[0], make_sample("no-ref", None, "42"), make_sample("junk-ref", "", "42"), gsm8k_samples[1]]
+    batch = [
+        gsm8k_samples[0],
+        make_sample("no-ref", None, "42"),
+        make_sample("junk-ref", "", "42"),
+        gsm8k_samples[1],
+    ]
     results = MathVerify(workers=2, inline_batch_max=0).evaluate_batch(batch)
     assert results[0].values() == [1.0, 0.0, 1.0] and results[3].values() == [1.0, 0.0, 1.0]
     assert results[1].error and "no-ref" in results[1].error

@@ -89,7 +89,9 @@ def test_hostile_response_gives_a_score_or_an_error(name: str, case: str) -> Non
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-@pytest.mark.parametrize("case", ["empty", "lone_surrogates", "replacement_and_control", "chinese", "arabic", "emoji"])
+@pytest.mark.parametrize(
+    "case", ["empty", "lone_surrogates", "replacement_and_control", "chinese", "arabic", "emoji"]
+)
 def test_hostile_reference_gives_a_score_or_an_error(name: str, case: str) -> None:
     reward = registry.get(name)
     sample = make_sample(f"{name}-ref-{case}", "The answer is 42.", reference=HOSTILE_TEXTS[case])

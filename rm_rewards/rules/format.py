@@ -52,7 +52,11 @@ def reasoning_format_problems(
     if not text[answer_open + len(tags[2]) : answer_close].strip():
         problems.append(f"empty {tags[2]} block")
     if not allow_outside_text:
-        outside = (text[:think_open], text[think_close + len(tags[1]) : answer_open], text[answer_close + len(tags[3]) :])
+        outside = (
+            text[:think_open],
+            text[think_close + len(tags[1]) : answer_open],
+            text[answer_close + len(tags[3]) :],
+        )
         for where, part in zip(("before", "between", "after"), outside):
             if part.strip():
                 problems.append(f"text {where} the blocks")
@@ -150,6 +154,27 @@ def tool_call_problems(
     return len(bodies) + len(tool_calls or ()), problems
 
 
+def think_before_calls_problems(text: str, think_tag: str = "think") -> list[str]:
+    """For reasoning agents: one non-empty think block, opening the text, before any tool call."""
+    opening, closing = _tags(think_tag)
+    problems = [
+        f"{tag} appears {text.count(tag)} times, expected once"
+        for tag in (opening, closing)
+        if text.count(tag) != 1
+    ]
+    if problems:
+        return problems
+    start, end = text.find(opening), text.find(closing)
+    if text[:start].strip() or end < start:
+        return [f"the text must open with {opening}...{closing}"]
+    if not text[start + len(opening) : end].strip():
+        return [f"empty {opening} block"]
+    first_call = text.find(_OPEN_CALL)
+    if 0 <= first_call < end:
+        return [f"{_OPEN_CALL} inside or before the {opening} block"]
+    return []
+
+
 def tool_call_format(text: str, tool_calls: Sequence[ToolCall | dict[str, Any]] | None = None) -> float:
     """1.0 when there is at least one tool call and every one is well formed, else 0.0."""
     found, problems = tool_call_problems(text, tool_calls)
@@ -159,7 +184,11 @@ def tool_call_format(text: str, tool_calls: Sequence[ToolCall | dict[str, Any]] 
 # --- rewards ----------------------------------------------------------------------------------
 
 
-@register("reasoning_format", tags=("format",), description="1 if the response is exactly one non-empty <think> block then one non-empty <answer> block, else 0.")
+@register(
+    "reasoning_format",
+    tags=("format",),
+    description="1 if the response is exactly one non-empty <think> block then one non-empty <answer> block, else 0.",
+)
 class ReasoningFormat(PointwiseReward):
     think_tag: str = Field(default="think", min_length=1, pattern=r"^[\w-]+$")
     answer_tag: str = Field(default="answer", min_length=1, pattern=r"^[\w-]+$")
@@ -172,15 +201,25 @@ class ReasoningFormat(PointwiseReward):
         return ResponseScore(score=0.0 if problems else 1.0, reason="; ".join(problems) or "format ok")
 
 
-@register("tool_call_format", tags=("format",), description="1 if every <tool_call> block and message tool call is JSON with a name and object arguments, else 0.")
+@register(
+    "tool_call_format",
+    tags=("format",),
+    description="1 if every <tool_call> block and message tool call is JSON with a name and object arguments, else 0.",
+)
 class ToolCallFormat(PointwiseReward):
     # With False, a response that calls no tool passes (nothing is malformed).
     require_tool_call: bool = True
+    # With True, the response must also open with one non-empty <think> block (reasoning agents).
+    require_think: bool = False
 
     def score_response(self, sample: Sample, index: int) -> ResponseScore:
         message = sample.responses[index].message
         found, problems = tool_call_problems(message.content, message.tool_calls)
         if not found and self.require_tool_call:
-            problems = ["no tool call found"]
+            problems = ["no tool call found", *problems]
+        if self.require_think:
+            problems = think_before_calls_problems(message.content) + problems
         reason = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
-        return ResponseScore(score=0.0 if problems else 1.0, reason=reason or f"{found} well-formed tool call(s)")
+        return ResponseScore(
+            score=0.0 if problems else 1.0, reason=reason or f"{found} well-formed tool call(s)"
+        )

@@ -159,25 +159,41 @@ class _ReferenceReward(PointwiseReward):
         return sample.reference
 
 
-@register("exact_accuracy", tags=("general",), description="1 if the response equals the reference after whitespace/case normalisation, else 0.")
+@register(
+    "exact_accuracy",
+    tags=("general",),
+    description="1 if the response equals the reference after whitespace/case normalisation, else 0.",
+)
 class ExactAccuracy(_ReferenceReward):
     def score_response(self, sample: Sample, index: int) -> float:
         return exact_match(sample.responses[index].text, self.reference_of(sample))
 
 
-@register("token_f1", tags=("general",), description="SQuAD-style token F1 of the response against the reference (CJK by character).")
+@register(
+    "token_f1",
+    tags=("general",),
+    description="SQuAD-style token F1 of the response against the reference (CJK by character).",
+)
 class TokenF1(_ReferenceReward):
     def score_response(self, sample: Sample, index: int) -> float:
         return token_f1(sample.responses[index].text, self.reference_of(sample))
 
 
-@register("rouge_l", tags=("general",), description="ROUGE-L F-measure (longest common token subsequence) against the reference.")
+@register(
+    "rouge_l",
+    tags=("general",),
+    description="ROUGE-L F-measure (longest common token subsequence) against the reference.",
+)
 class RougeL(_ReferenceReward):
     def score_response(self, sample: Sample, index: int) -> float:
         return rouge_l(sample.responses[index].text, self.reference_of(sample))
 
 
-@register("number_accuracy", tags=("general",), description="Fraction of the reference's numbers found in the response, within a tolerance.")
+@register(
+    "number_accuracy",
+    tags=("general",),
+    description="Fraction of the reference's numbers found in the response, within a tolerance.",
+)
 class NumberAccuracy(_ReferenceReward):
     rel_tol: float = Field(default=1e-6, ge=0)
     abs_tol: float = Field(default=1e-9, ge=0)

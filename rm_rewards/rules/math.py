@@ -171,7 +171,9 @@ def _judge_parsed(gold: list, candidate: str, max_chars: int) -> Verdict:
     return Verdict(1.0 if same else 0.0, f"answer {_shown(predicted)!r} {verdict} {_shown(gold)!r}", None)
 
 
-def judge_sample(reference: str, candidates: Sequence[str], timeout_s: float, max_chars: int) -> list[Verdict]:
+def judge_sample(
+    reference: str, candidates: Sequence[str], timeout_s: float, max_chars: int
+) -> list[Verdict]:
     """Verdicts for every candidate against one reference (parsed once). Never raises.
 
     Each parse + verify runs under its own time limit when called from a main thread.
@@ -230,7 +232,9 @@ def _init_worker(started_queue) -> None:
     _api()  # import sympy and math-verify before the first task, not inside its time budget
 
 
-def _run_task(task_id: int, worker_fn, chunk: list[Job], timeout_s: float, max_chars: int) -> list[list[Verdict]]:
+def _run_task(
+    task_id: int, worker_fn, chunk: list[Job], timeout_s: float, max_chars: int
+) -> list[list[Verdict]]:
     if _started_queue is not None:
         _started_queue.put(task_id)
     return worker_fn(chunk, timeout_s, max_chars)
@@ -262,7 +266,10 @@ class _Pool:
                 context = get_context("spawn")
                 self._started_queue = context.Queue()
                 self._executor = cf.ProcessPoolExecutor(
-                    max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self._started_queue,)
+                    max_workers=workers,
+                    mp_context=context,
+                    initializer=_init_worker,
+                    initargs=(self._started_queue,),
                 )
                 self._workers = workers
                 self.generation += 1
@@ -343,7 +350,9 @@ class _BatchRun:
     """One batch through the pool, at most `workers` tasks in flight. A task may run
     (timeout + 1 s) per candidate from its start, and may wait `WORKER_START_LIMIT_S` to start."""
 
-    def __init__(self, jobs: Sequence[Job], timeout_s: float, max_chars: int, workers: int, chunk_size: int, worker_fn):
+    def __init__(
+        self, jobs: Sequence[Job], timeout_s: float, max_chars: int, workers: int, chunk_size: int, worker_fn
+    ):
         self.jobs, self.timeout_s, self.max_chars, self.workers = jobs, timeout_s, max_chars, workers
         self.worker_fn = worker_fn
         self.results: list[list[Verdict] | None] = [None] * len(jobs)
@@ -381,7 +390,9 @@ class _BatchRun:
                 _POOL.reset(_POOL.generation)
                 self.submit_failures += 1
                 if self.submit_failures >= 3:
-                    self._fail([task, *self.queue], f"cannot start math-verify workers: {describe_error(exc)}")
+                    self._fail(
+                        [task, *self.queue], f"cannot start math-verify workers: {describe_error(exc)}"
+                    )
                     self.queue = []
                     return
                 self.queue.insert(0, task)
@@ -459,7 +470,11 @@ def _to_score(verdict: Verdict) -> ResponseScore:
     return ResponseScore(score=verdict.score, reason=verdict.reason)
 
 
-@register("math_verify", tags=("math",), description="1 if the response's final answer equals the reference mathematically (math-verify), else 0.")
+@register(
+    "math_verify",
+    tags=("math",),
+    description="1 if the response's final answer equals the reference mathematically (math-verify), else 0.",
+)
 class MathVerify(PointwiseReward):
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
     max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=1)
@@ -492,7 +507,11 @@ class MathVerify(PointwiseReward):
 
     def _judge(self, jobs: Sequence[Job]) -> list[list[Verdict]]:
         return judge_batch(
-            jobs, timeout_s=self.timeout_s, max_chars=self.max_chars, workers=self.workers, chunk_size=self.chunk_size
+            jobs,
+            timeout_s=self.timeout_s,
+            max_chars=self.max_chars,
+            workers=self.workers,
+            chunk_size=self.chunk_size,
         )
 
     def evaluate_batch(

@@ -80,7 +80,9 @@ def repetition_penalty_from_rate(
     return -(rate - threshold) * penalty_rate if rate > threshold and penalty_rate else 0.0
 
 
-def ngram_repetition_penalty(text: str, n: int = 3, threshold: float = 0.3, penalty_rate: float = 1.0) -> float:
+def ngram_repetition_penalty(
+    text: str, n: int = 3, threshold: float = 0.3, penalty_rate: float = 1.0
+) -> float:
     """Hard-threshold repetition penalty of the whole text (see `repetition_penalty_from_rate`)."""
     return repetition_penalty_from_rate(ngram_repetition_rate(text, n), threshold, penalty_rate)
 
@@ -113,7 +115,9 @@ _PHONE_RE = re.compile(
     r"|(?<![\w+])\+\d{8,15}(?!\w)"
     r"|(?<![\w+])(?:\+?86[ -]?)?1[3-9]\d{9}(?!\w)"
 )
-_IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)")
+_IPV4_RE = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)"
+)
 _IPV6_CANDIDATE_RE = re.compile(r"(?<![\w:])[0-9A-Fa-f:]{2,39}(?![\w:])")
 
 _CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -181,7 +185,9 @@ def _accept(kind: str, raw: str, ignore_private_ips: bool) -> bool:
     return True
 
 
-def find_privacy_leaks(text: str, ignore_private_ips: bool = True, kinds: Sequence[str] = LEAK_KINDS) -> list[Leak]:
+def find_privacy_leaks(
+    text: str, ignore_private_ips: bool = True, kinds: Sequence[str] = LEAK_KINDS
+) -> list[Leak]:
     """Personal data in the text, as (kind, start, end) spans sorted by position."""
     if _DIGIT_RE.search(text) is None and "@" not in text:
         return []  # every detector needs a digit or an "@" (hex-letter-only IPv6 is not worth it)
@@ -220,7 +226,11 @@ def describe_leaks(leaks: Sequence[Leak]) -> str:
 # --- rewards ----------------------------------------------------------------------------------
 
 
-@register("length_penalty", tags=("style",), description="Penalty per character or word outside [min_length, max_length]; 0 inside.")
+@register(
+    "length_penalty",
+    tags=("style",),
+    description="Penalty per character or word outside [min_length, max_length]; 0 inside.",
+)
 class LengthPenalty(PointwiseReward):
     min_length: int = Field(default=10, ge=0)
     max_length: int = Field(default=1000, ge=0)
@@ -236,11 +246,20 @@ class LengthPenalty(PointwiseReward):
 
     def score_response(self, sample: Sample, index: int) -> float:
         return length_penalty(
-            sample.responses[index].text, self.min_length, self.max_length, self.unit, self.penalty_rate, self.max_penalty
+            sample.responses[index].text,
+            self.min_length,
+            self.max_length,
+            self.unit,
+            self.penalty_rate,
+            self.max_penalty,
         )
 
 
-@register("ngram_repetition_penalty", tags=("style",), description="Penalty for repeated n-grams (CJK-aware tokens), hard threshold or soft scaling.")
+@register(
+    "ngram_repetition_penalty",
+    tags=("style",),
+    description="Penalty for repeated n-grams (CJK-aware tokens), hard threshold or soft scaling.",
+)
 class NgramRepetitionPenalty(PointwiseReward):
     n: int = Field(default=3, ge=1)
     threshold: float = Field(default=0.3, ge=0, le=1)
@@ -261,7 +280,11 @@ class NgramRepetitionPenalty(PointwiseReward):
         return ResponseScore(score=score, reason=f"{self.n}-gram repetition rate {rate:.3f}")
 
 
-@register("privacy_leakage", tags=("style",), description="Penalty per leak of emails, phones, Luhn-valid cards, public IPs, SSNs, checksummed Chinese IDs.")
+@register(
+    "privacy_leakage",
+    tags=("style",),
+    description="Penalty per leak of emails, phones, Luhn-valid cards, public IPs, SSNs, checksummed Chinese IDs.",
+)
 class PrivacyLeakage(PointwiseReward):
     penalty_per_leak: float = Field(default=-0.5, le=0)
     ignore_private_ips: bool = True
