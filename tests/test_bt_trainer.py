@@ -37,17 +37,30 @@ def tiny_bert(tmp_path_factory):
 
 
 def _config(model_path, output_dir, **overrides) -> BTTrainConfig:
-    settings = dict(model_path=str(model_path), max_length=32, batch_size=4, learning_rate=5e-3, epochs=5,
-                    log_every_steps=1, output_dir=str(output_dir), num_threads=1)
+    settings = {
+        "model_path": str(model_path),
+        "max_length": 32,
+        "batch_size": 4,
+        "learning_rate": 5e-3,
+        "epochs": 5,
+        "log_every_steps": 1,
+        "output_dir": str(output_dir),
+        "num_threads": 1,
+    }
     return BTTrainConfig(**{**settings, **overrides})
 
 
 def _pair(sample_id, chosen, rejected, preference=0, split="train", context="hi"):
     responses = [chosen, rejected] if preference == 0 else [rejected, chosen]
-    return Sample(id=sample_id, source="t", task="pairwise", split=split,
-                  input=[ChatMessage(role="user", content=context)],
-                  responses=[Response(message=ChatMessage(role="assistant", content=r)) for r in responses],
-                  preference=preference)
+    return Sample(
+        id=sample_id,
+        source="t",
+        task="pairwise",
+        split=split,
+        input=[ChatMessage(role="user", content=context)],
+        responses=[Response(message=ChatMessage(role="assistant", content=r)) for r in responses],
+        preference=preference,
+    )
 
 
 # --- pairs -------------------------------------------------------------------------------------
@@ -56,11 +69,19 @@ def _pair(sample_id, chosen, rejected, preference=0, split="train", context="hi"
 def test_pairs_from_samples_folds_swapped_copies_and_skips_ties():
     tie = _pair("tie", "x", "y").model_copy(update={"preference": None})
     pointwise = _pair("pw", "x", "y").model_copy(update={"task": "pointwise"})
-    samples = [_pair("a", "good", "bad"), _pair("a-swap", "good", "bad", preference=1),
-               _pair("b", "fine", "poor", split="test"), tie, pointwise, _pair("same", "z", "z")]
+    samples = [
+        _pair("a", "good", "bad"),
+        _pair("a-swap", "good", "bad", preference=1),
+        _pair("b", "fine", "poor", split="test"),
+        tie,
+        pointwise,
+        _pair("same", "z", "z"),
+    ]
     pairs = pairs_from_samples(samples)
     assert [(p.sample_id, p.chosen, p.rejected, p.split) for p in pairs] == [
-        ("a", "good", "bad", "train"), ("b", "fine", "poor", "test")]
+        ("a", "good", "bad", "train"),
+        ("b", "fine", "poor", "test"),
+    ]
 
 
 def test_pairs_from_samples_names_the_bad_row_and_field():
@@ -73,9 +94,16 @@ def test_pairs_from_samples_names_the_bad_row_and_field():
 
 
 def test_render_text_puts_every_turn_then_the_response_last():
-    context = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Hi"),
-               ChatMessage(role="assistant", content="Hello"), ChatMessage(role="user", content="Joke?")]
-    assert render_text(context, "No.") == "System: Be brief.\nUser: Hi\nAssistant: Hello\nUser: Joke?\nAssistant: No."
+    context = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Hi"),
+        ChatMessage(role="assistant", content="Hello"),
+        ChatMessage(role="user", content="Joke?"),
+    ]
+    assert (
+        render_text(context, "No.")
+        == "System: Be brief.\nUser: Hi\nAssistant: Hello\nUser: Joke?\nAssistant: No."
+    )
 
 
 def test_resolve_pairs_reads_files_and_holds_out_when_there_is_no_test_split(tmp_path):
@@ -99,9 +127,11 @@ def test_load_samples_names_the_bad_line(tmp_path):
 
 def test_bt_loss_matches_the_formula_with_margin_and_centering():
     r_c, r_r = torch.tensor([2.0, 0.5]), torch.tensor([1.0, 1.5])
-    expected = -(math.log(1 / (1 + math.exp(-(1.0 - 0.25)))) + math.log(1 / (1 + math.exp(-(-1.0 - 0.25))))) / 2
+    expected = (
+        -(math.log(1 / (1 + math.exp(-(1.0 - 0.25)))) + math.log(1 / (1 + math.exp(-(-1.0 - 0.25))))) / 2
+    )
     assert bt_loss(r_c, r_r, margin=0.25).item() == pytest.approx(expected, rel=1e-6)
-    centering = 0.01 * ((3.0 ** 2 + 2.0 ** 2) / 2)
+    centering = 0.01 * ((3.0**2 + 2.0**2) / 2)
     assert bt_loss(r_c, r_r, 0.25, 0.01).item() == pytest.approx(expected + centering, rel=1e-6)
     assert bt_loss(r_c + 1, r_r).item() < bt_loss(r_c, r_r).item()  # a wider margin costs less
 
@@ -117,8 +147,16 @@ def test_training_learns_the_toy_preference_and_saves_a_plain_transformers_check
     assert evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 0.3
     assert result.final_eval_accuracy == 1.0
     step_row = next(row for row in result.history if row["kind"] == "step")
-    for key in ("train_loss", "train_accuracy", "train_margin", "train_reward_min", "train_reward_mean",
-                "train_reward_max", "train_tokens_per_s", "lr"):
+    for key in (
+        "train_loss",
+        "train_accuracy",
+        "train_margin",
+        "train_reward_min",
+        "train_reward_mean",
+        "train_reward_max",
+        "train_tokens_per_s",
+        "lr",
+    ):
         assert math.isfinite(step_row[key]), key
     assert read_metrics(tmp_path) == json.loads(json.dumps(result.history))
     assert len([p for p in tmp_path.glob("checkpoint-*")]) == 2  # save_total_limit
@@ -129,8 +167,10 @@ def test_training_learns_the_toy_preference_and_saves_a_plain_transformers_check
     final = result.final_checkpoint
     model = AutoModelForSequenceClassification.from_pretrained(final).eval()
     tokenizer = AutoTokenizer.from_pretrained(final)
-    texts = ["User: how do I sail?\nAssistant: glad to help, here are the steps",
-             "User: how do I sail?\nAssistant: figure it out yourself"]
+    texts = [
+        "User: how do I sail?\nAssistant: glad to help, here are the steps",
+        "User: how do I sail?\nAssistant: figure it out yourself",
+    ]
     with torch.no_grad():
         logits = model(**tokenizer(texts, truncation=True, padding=True, return_tensors="pt")).logits[:, 0]
     assert logits[0] > logits[1]
@@ -141,16 +181,25 @@ def test_training_learns_the_toy_preference_and_saves_a_plain_transformers_check
 
 
 def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(tiny_bert, tmp_path):
-    straight = train(_config(tiny_bert, tmp_path / "straight", max_steps=4, eval_before_training=False),
-                     toy_preference_samples())
+    straight = train(
+        _config(tiny_bert, tmp_path / "straight", max_steps=4, eval_before_training=False),
+        toy_preference_samples(),
+    )
     interrupted = _config(tiny_bert, tmp_path / "resumed", max_steps=3, eval_before_training=False)
     train(interrupted, toy_preference_samples())  # stops mid-epoch 2 (2 steps per epoch)
     checkpoint = latest_checkpoint(tmp_path / "resumed")
     assert checkpoint.name == "checkpoint-000003" and (checkpoint / TRAINER_STATE_FILE).exists()
-    resumed = train(interrupted.model_copy(update={"max_steps": 4, "resume_from_checkpoint": "latest"}),
-                    toy_preference_samples())
+    resumed = train(
+        interrupted.model_copy(update={"max_steps": 4, "resume_from_checkpoint": "latest"}),
+        toy_preference_samples(),
+    )
     assert resumed.steps == 4
-    assert [row["step"] for row in read_metrics(tmp_path / "resumed") if row["kind"] == "step"] == [1, 2, 3, 4]
+    assert [row["step"] for row in read_metrics(tmp_path / "resumed") if row["kind"] == "step"] == [
+        1,
+        2,
+        3,
+        4,
+    ]
 
     from transformers import AutoModelForSequenceClassification
 
@@ -162,16 +211,24 @@ def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(tiny_be
 
 def test_a_decoder_backbone_trains_and_scores(tmp_path):
     backbone = make_tiny_backbone(tmp_path / "tiny-llama", "llama")
-    result = train(_config(backbone, tmp_path / "out", max_steps=2, eval_before_training=False),
-                   toy_preference_samples())
+    result = train(
+        _config(backbone, tmp_path / "out", max_steps=2, eval_before_training=False), toy_preference_samples()
+    )
     scores = score_samples(result.final_checkpoint, toy_preference_samples()[:2])
     assert len(scores) == 2 and all(len(s) == 2 and all(math.isfinite(x) for x in s) for s in scores)
     assert scores[0] == pytest.approx(scores[1][::-1], abs=1e-5)  # the swapped copy scores the same texts
 
 
 def test_default_backbone_is_minilm_and_trains_one_step(tmp_path):
-    config = BTTrainConfig(max_length=32, batch_size=2, max_steps=1, max_train_pairs=2, max_eval_pairs=2,
-                           output_dir=str(tmp_path), eval_before_training=False)
+    config = BTTrainConfig(
+        max_length=32,
+        batch_size=2,
+        max_steps=1,
+        max_train_pairs=2,
+        max_eval_pairs=2,
+        output_dir=str(tmp_path),
+        eval_before_training=False,
+    )
     assert config.model_path is None and "minilm" in config.resolved_model_path().lower()
     result = train(config, toy_preference_samples())
     from transformers import AutoModelForSequenceClassification

@@ -36,14 +36,19 @@ log = logging.getLogger(__name__)
 TRAINER_STATE_FILE = "trainer_state.pt"
 RUN_INFO_FILE = "rmforge_bt.json"
 METRICS_FILE = "metrics.jsonl"
-TEXT_TEMPLATE = "one line per context turn as '<Role>: <content>', then 'Assistant: <response>'; left-truncated"
+TEXT_TEMPLATE = (
+    "one line per context turn as '<Role>: <content>', then 'Assistant: <response>'; left-truncated"
+)
 
 
 # --- loss and metrics --------------------------------------------------------------------------
 
 
 def bt_loss(
-    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float = 0.0, center_coefficient: float | None = None
+    r_chosen: torch.Tensor,
+    r_rejected: torch.Tensor,
+    margin: float = 0.0,
+    center_coefficient: float | None = None,
 ) -> torch.Tensor:
     """Bradley-Terry loss, mean over pairs, with TRL's optional reward-centring term."""
     loss = -F.logsigmoid(r_chosen - r_rejected - margin).mean()
@@ -66,7 +71,9 @@ class PairStats:
     tokens: int = 0
     seconds: float = 0.0
 
-    def add(self, r_chosen: torch.Tensor, r_rejected: torch.Tensor, loss: float, tokens: int, seconds: float) -> None:
+    def add(
+        self, r_chosen: torch.Tensor, r_rejected: torch.Tensor, loss: float, tokens: int, seconds: float
+    ) -> None:
         n = r_chosen.numel()
         rewards = torch.cat([r_chosen, r_rejected])
         self.pairs += n
@@ -83,14 +90,25 @@ class PairStats:
         """Sums over all workers (a no-op without torch.distributed); min/max and time take the extremes."""
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return self
-        sums = torch.tensor([self.pairs, self.loss_sum, self.correct, self.margin_sum, self.reward_sum, self.tokens],
-                            dtype=torch.float64)
+        sums = torch.tensor(
+            [self.pairs, self.loss_sum, self.correct, self.margin_sum, self.reward_sum, self.tokens],
+            dtype=torch.float64,
+        )
         extremes = torch.tensor([-self.reward_min, self.reward_max, self.seconds], dtype=torch.float64)
         torch.distributed.all_reduce(sums)
         torch.distributed.all_reduce(extremes, op=torch.distributed.ReduceOp.MAX)
         pairs, loss_sum, correct, margin_sum, reward_sum, tokens = sums.tolist()
-        return PairStats(int(pairs), loss_sum, int(correct), margin_sum, reward_sum,
-                         -extremes[0].item(), extremes[1].item(), int(tokens), extremes[2].item())
+        return PairStats(
+            int(pairs),
+            loss_sum,
+            int(correct),
+            margin_sum,
+            reward_sum,
+            -extremes[0].item(),
+            extremes[1].item(),
+            int(tokens),
+            extremes[2].item(),
+        )
 
     def as_metrics(self, prefix: str) -> dict[str, float]:
         if not self.pairs:
@@ -131,35 +149,41 @@ def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[
     return model, tokenizer
 
 
-def _encode(tokenizer: Any, texts: list[str], max_length: int, device: torch.device) -> dict[str, torch.Tensor]:
+def _encode(
+    tokenizer: Any, texts: list[str], max_length: int, device: torch.device
+) -> dict[str, torch.Tensor]:
     batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def _pair_rewards(model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], max_length: int,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _pair_rewards(
+    model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], max_length: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Rewards of chosen and rejected texts in one forward pass; also the number of real tokens."""
-    texts = [render_text(p.context, p.chosen) for p in pairs] + [render_text(p.context, p.rejected) for p in pairs]
+    texts = [render_text(p.context, p.chosen) for p in pairs] + [
+        render_text(p.context, p.rejected) for p in pairs
+    ]
     batch = _encode(tokenizer, texts, max_length, device)
     rewards = model(**batch).logits.squeeze(-1).float()
-    return rewards[: len(pairs)], rewards[len(pairs):], int(batch["attention_mask"].sum())
+    return rewards[: len(pairs)], rewards[len(pairs) :], int(batch["attention_mask"].sum())
 
 
 def _unwrap(model: Any) -> Any:
     return model.module if hasattr(model, "module") else model
 
 
-def evaluate_pairs(model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], config: BTTrainConfig,
-                   worker: WorkerContext) -> dict[str, float]:
+def evaluate_pairs(
+    model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], config: BTTrainConfig, worker: WorkerContext
+) -> dict[str, float]:
     """Held-out loss / accuracy / margin; each worker scores its shard and the sums are combined."""
     module = _unwrap(model)
     was_training = module.training
     module.eval()
     stats = PairStats()
-    shard = list(pairs[worker.rank:: worker.world_size])
+    shard = list(pairs[worker.rank :: worker.world_size])
     with torch.no_grad():
         for start in range(0, len(shard), config.eval_batch_size):
-            chunk = shard[start: start + config.eval_batch_size]
+            chunk = shard[start : start + config.eval_batch_size]
             began = time.perf_counter()
             r_c, r_r, tokens = _pair_rewards(module, tokenizer, chunk, config.max_length, worker.device)
             loss = float(bt_loss(r_c, r_r, config.margin))
@@ -196,8 +220,8 @@ class StepPlan:
         order = torch.randperm(self.n_pairs, generator=generator).tolist()
         padded_length = math.ceil(self.n_pairs / self.world_size) * self.world_size
         order = (order * math.ceil(padded_length / self.n_pairs))[:padded_length]
-        mine = order[rank:: self.world_size]
-        return [mine[i: i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+        mine = order[rank :: self.world_size]
+        return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
 
 
 @dataclass
@@ -219,18 +243,35 @@ def _lr_lambda(config: BTTrainConfig, total_steps: int) -> Callable[[int], float
     return factor
 
 
-def write_checkpoint(directory: Path, model: Any, tokenizer: Any, config: BTTrainConfig, state: TrainState,
-                     metrics: dict[str, Any], optimizer: Any = None, scheduler: Any = None) -> Path:
+def write_checkpoint(
+    directory: Path,
+    model: Any,
+    tokenizer: Any,
+    config: BTTrainConfig,
+    state: TrainState,
+    metrics: dict[str, Any],
+    optimizer: Any = None,
+    scheduler: Any = None,
+) -> Path:
     """A `save_pretrained` folder (+ optimizer state when given, for resuming) and a JSON run record."""
     directory.mkdir(parents=True, exist_ok=True)
     _unwrap(model).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     if optimizer is not None:
-        torch.save({"state": state.__dict__, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None},
-                   directory / TRAINER_STATE_FILE)
-    record = {"config": config.model_dump(mode="json"), "text_template": TEXT_TEMPLATE,
-              "state": state.__dict__, "metrics": metrics}
+        torch.save(
+            {
+                "state": state.__dict__,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            },
+            directory / TRAINER_STATE_FILE,
+        )
+    record = {
+        "config": config.model_dump(mode="json"),
+        "text_template": TEXT_TEMPLATE,
+        "state": state.__dict__,
+        "metrics": metrics,
+    }
     (directory / RUN_INFO_FILE).write_text(json.dumps(record, indent=2, default=float))
     return directory
 
@@ -294,9 +335,12 @@ class _Run:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
-        row = {"kind": kind, "step": self.state.global_step,
-               "epoch": self.state.epoch + self.state.batches_done_in_epoch / max(1, self.plan.steps_per_epoch),
-               **metrics}
+        row = {
+            "kind": kind,
+            "step": self.state.global_step,
+            "epoch": self.state.epoch + self.state.batches_done_in_epoch / max(1, self.plan.steps_per_epoch),
+            **metrics,
+        }
         self.history.append(row)
         self.worker.report(row)
         return row
@@ -304,17 +348,29 @@ class _Run:
     def evaluate(self) -> dict[str, Any] | None:
         if not self.eval_pairs:
             return None
-        return self.emit("eval", evaluate_pairs(self.model, self.tokenizer, self.eval_pairs, self.config, self.worker))
+        return self.emit(
+            "eval", evaluate_pairs(self.model, self.tokenizer, self.eval_pairs, self.config, self.worker)
+        )
 
     def save(self, metrics: dict[str, Any]) -> None:
         def write(directory: Path) -> None:
-            write_checkpoint(directory, self.model, self.tokenizer, self.config, self.state, metrics,
-                             self.optimizer, self.scheduler)
+            write_checkpoint(
+                directory,
+                self.model,
+                self.tokenizer,
+                self.config,
+                self.state,
+                metrics,
+                self.optimizer,
+                self.scheduler,
+            )
 
         self.worker.checkpoint({**metrics, "kind": "checkpoint", "step": self.state.global_step}, write)
 
 
-def _train_step(run: _Run, batch: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor, float, int, float]:
+def _train_step(
+    run: _Run, batch: list[PreferencePair]
+) -> tuple[torch.Tensor, torch.Tensor, float, int, float]:
     config = run.config
     # Seeding per step makes dropout identical whether or not the run was resumed in between.
     torch.manual_seed(config.seed * 1_000_003 + run.state.global_step)
@@ -335,7 +391,7 @@ def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
     config, state = run.config, run.state
     batches = run.plan.worker_batches(state.epoch, run.worker.rank, config.seed)
     epoch_stats, window = PairStats(), PairStats()
-    for indices in batches[state.batches_done_in_epoch:]:
+    for indices in batches[state.batches_done_in_epoch :]:
         if state.global_step >= run.plan.total_steps:
             break
         r_c, r_r, loss, tokens, seconds = _train_step(run, [train_pairs[i] for i in indices])
@@ -345,7 +401,9 @@ def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
         window.add(r_c, r_r, loss, tokens, seconds)
         step = state.global_step
         if step % config.log_every_steps == 0 or step == run.plan.total_steps:
-            run.emit("step", {**window.all_reduce().as_metrics("train"), "lr": run.scheduler.get_last_lr()[0]})
+            run.emit(
+                "step", {**window.all_reduce().as_metrics("train"), "lr": run.scheduler.get_last_lr()[0]}
+            )
             window = PairStats()
         if config.eval_every_steps and step % config.eval_every_steps == 0:
             run.evaluate()
@@ -354,9 +412,13 @@ def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
     return epoch_stats.all_reduce()
 
 
-def run_bt_training(config: BTTrainConfig, train_pairs: Sequence[PreferencePair],
-                    eval_pairs: Sequence[PreferencePair], worker: WorkerContext,
-                    resume_dir: Path | None = None) -> TrainResult:
+def run_bt_training(
+    config: BTTrainConfig,
+    train_pairs: Sequence[PreferencePair],
+    eval_pairs: Sequence[PreferencePair],
+    worker: WorkerContext,
+    resume_dir: Path | None = None,
+) -> TrainResult:
     """Train a Bradley-Terry RM; the same function runs in-process and inside Ray Train workers."""
     if not train_pairs:
         raise ValueError("no training pairs: need pairwise samples with a preference in the train split")
@@ -368,10 +430,14 @@ def run_bt_training(config: BTTrainConfig, train_pairs: Sequence[PreferencePair]
     model.to(worker.device)
     model.train()
     plan = StepPlan(len(train_pairs), config.batch_size, worker.world_size, config.epochs, config.max_steps)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config, plan.total_steps))
     state = read_trainer_state(resume_dir, optimizer, scheduler) if resume_dir else TrainState()
-    run = _Run(config, worker, worker.prepare_model(model), tokenizer, optimizer, scheduler, plan, state, eval_pairs)
+    run = _Run(
+        config, worker, worker.prepare_model(model), tokenizer, optimizer, scheduler, plan, state, eval_pairs
+    )
     baseline = run.evaluate() if (state.global_step == 0 and config.eval_before_training) else None
     last_eval = None
     while state.epoch < config.epochs and state.global_step < plan.total_steps:
@@ -384,7 +450,9 @@ def run_bt_training(config: BTTrainConfig, train_pairs: Sequence[PreferencePair]
     return _finish(run, baseline, last_eval, len(train_pairs), began)
 
 
-def _finish(run: _Run, baseline: dict | None, last_eval: dict | None, n_train: int, began: float) -> TrainResult:
+def _finish(
+    run: _Run, baseline: dict | None, last_eval: dict | None, n_train: int, began: float
+) -> TrainResult:
     final_metrics = {**(last_eval or {}), "kind": "final", "step": run.state.global_step}
     final_dir: list[Path] = []
 
@@ -408,8 +476,9 @@ def _finish(run: _Run, baseline: dict | None, last_eval: dict | None, n_train: i
 # --- data for either launcher ------------------------------------------------------------------
 
 
-def resolve_pairs(config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike]
-                  ) -> tuple[list[PreferencePair], list[PreferencePair]]:
+def resolve_pairs(
+    config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike]
+) -> tuple[list[PreferencePair], list[PreferencePair]]:
     """(train pairs, held-out pairs) from Samples or sample files, after the config's caps and holdout."""
     samples: list[Sample] = []
     for item in data:
@@ -483,8 +552,9 @@ def local_worker_context(config: BTTrainConfig, device: str | torch.device = "cp
     return WorkerContext(report=report, checkpoint=checkpoint, device=torch.device(device))
 
 
-def train(config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike],
-          device: str = "cpu") -> TrainResult:
+def train(
+    config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike], device: str = "cpu"
+) -> TrainResult:
     """Train in this process (no Ray): Samples or sample files in, `<output_dir>/final` out.
 
     A fresh run starts a new `<output_dir>/metrics.jsonl`; a resumed one appends to it.
@@ -493,8 +563,9 @@ def train(config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.Path
     resume_dir = _resume_dir(config)
     if resume_dir is None:
         (config.output_path / METRICS_FILE).unlink(missing_ok=True)
-    return run_bt_training(config, train_pairs, eval_pairs, local_worker_context(config, device),
-                           resume_dir=resume_dir)
+    return run_bt_training(
+        config, train_pairs, eval_pairs, local_worker_context(config, device), resume_dir=resume_dir
+    )
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -519,29 +590,34 @@ def _scorer(model_path: str) -> tuple[Any, Any]:
     return _SCORERS[model_path]
 
 
-def score_texts(model_path: str | os.PathLike, texts: Sequence[str], batch_size: int = 32,
-                max_length: int | None = None) -> list[float]:
+def score_texts(
+    model_path: str | os.PathLike, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None
+) -> list[float]:
     """Scalar rewards for already-rendered texts (see `training.data.render_text`), batched, no grad.
 
     `max_length` defaults to the length the checkpoint was trained with (its tokenizer's
     model_max_length), capped at the backbone's position limit.
     """
     model, tokenizer = _scorer(str(model_path))
-    limit = max_length or min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512))
+    limit = max_length or min(
+        tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512)
+    )
     scores: list[float] = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            batch = _encode(tokenizer, list(texts[start: start + batch_size]), limit, torch.device("cpu"))
+            batch = _encode(tokenizer, list(texts[start : start + batch_size]), limit, torch.device("cpu"))
             scores.extend(model(**batch).logits[:, 0].float().tolist())
     return scores
 
 
-def score_samples(model_path: str | os.PathLike, samples: Sequence[Sample], batch_size: int = 32) -> list[list[float]]:
+def score_samples(
+    model_path: str | os.PathLike, samples: Sequence[Sample], batch_size: int = 32
+) -> list[list[float]]:
     """One reward per response of each sample, rendered with the training template."""
     texts = [render_text(s.input, r.text) for s in samples for r in s.responses]
     flat = score_texts(model_path, texts, batch_size)
     scores, offset = [], 0
     for sample in samples:
-        scores.append(flat[offset: offset + len(sample.responses)])
+        scores.append(flat[offset : offset + len(sample.responses)])
         offset += len(sample.responses)
     return scores

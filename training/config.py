@@ -26,7 +26,9 @@ class BTTrainConfig(BaseModel):
     model_path: str | None = Field(
         None, description="Any AutoModelForSequenceClassification-loadable backbone; None = all-MiniLM-L6-v2."
     )
-    max_length: int = Field(128, ge=8, description="Tokens per (context + response) text; truncated from the left.")
+    max_length: int = Field(
+        128, ge=8, description="Tokens per (context + response) text; truncated from the left."
+    )
 
     # --- optimisation ----------------------------------------------------------------------
     batch_size: int = Field(16, ge=1, description="Pairs per optimizer step per worker.")
@@ -34,17 +36,24 @@ class BTTrainConfig(BaseModel):
     learning_rate: float = Field(3e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     lr_scheduler: Literal["constant", "linear"] = Field(
-        "constant", description="After warmup: keep the learning rate, or decay it linearly to 0 at the last step."
+        "constant",
+        description="After warmup: keep the learning rate, or decay it linearly to 0 at the last step.",
     )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup from 0 over this many steps.")
-    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm; None = no clipping.")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="Clip gradients to this norm; None = no clipping."
+    )
     epochs: int = Field(2, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
+    )
 
     # --- loss ------------------------------------------------------------------------------
     margin: float = Field(0.0, description="Loss is -log sigmoid(r_chosen - r_rejected - margin).")
     center_rewards_coefficient: float | None = Field(
-        None, ge=0, description="Adds c * mean((r_chosen + r_rejected)^2) to keep rewards centred (TRL: 0.01)."
+        None,
+        ge=0,
+        description="Adds c * mean((r_chosen + r_rejected)^2) to keep rewards centred (TRL: 0.01).",
     )
 
     # --- data ------------------------------------------------------------------------------
@@ -57,17 +66,23 @@ class BTTrainConfig(BaseModel):
     # --- bookkeeping -----------------------------------------------------------------------
     seed: int = 0
     log_every_steps: int = Field(10, ge=1, description="Write a step metrics row every N steps.")
-    eval_every_steps: int | None = Field(None, ge=1, description="Also evaluate every N steps (always per epoch).")
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="Also evaluate every N steps (always per epoch)."
+    )
     eval_before_training: bool = Field(True, description="Evaluate the untrained model first (the baseline).")
     save_every_steps: int | None = Field(
         None, ge=1, description="Also checkpoint every N steps (always at each epoch end)."
     )
-    save_total_limit: int = Field(2, ge=1, description="Keep this many step checkpoints (the final one is separate).")
+    save_total_limit: int = Field(
+        2, ge=1, description="Keep this many step checkpoints (the final one is separate)."
+    )
     output_dir: str = "data/checkpoints/bt_rm"
     resume_from_checkpoint: str | None = Field(
         None, description="A checkpoint directory, or 'latest' for the newest one under output_dir."
     )
-    num_threads: int | None = Field(2, ge=1, description="torch intra-op threads per worker; None = torch default.")
+    num_threads: int | None = Field(
+        2, ge=1, description="torch intra-op threads per worker; None = torch default."
+    )
 
     def resolved_model_path(self) -> str:
         return self.model_path or default_backbone_path()

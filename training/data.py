@@ -63,7 +63,9 @@ def _pair_from_sample(sample: Sample) -> PreferencePair | None:
     if sample.preference is None:
         return None
     if sample.preference not in (0, 1):
-        raise ValueError(f"sample {sample.id!r}: field 'preference' must be 0, 1 or None, got {sample.preference}")
+        raise ValueError(
+            f"sample {sample.id!r}: field 'preference' must be 0, 1 or None, got {sample.preference}"
+        )
     chosen = sample.responses[sample.preference].text
     rejected = sample.responses[1 - sample.preference].text
     if chosen == rejected:
@@ -121,7 +123,7 @@ def load_samples(path: str | Path) -> list[Sample]:
         import pandas as pd
 
         return samples_from_frame(pd.read_parquet(path))
-    if not (name.endswith(".jsonl") or name.endswith(".jsonl.gz")):
+    if not (name.endswith((".jsonl", ".jsonl.gz"))):
         raise ValueError(f"{path}: unsupported sample file (want .jsonl, .jsonl.gz or .parquet)")
     opener = gzip.open if name.endswith(".gz") else open
     samples = []
@@ -141,6 +143,5 @@ def write_samples_jsonl(samples: Iterable[Sample], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        for sample in samples:
-            handle.write(sample.model_dump_json() + "\n")
+        handle.writelines(sample.model_dump_json() + "\n" for sample in samples)
     return path

@@ -13,23 +13,44 @@ from typing import Literal
 from rm_rewards.schema import ChatMessage, Response, Sample
 from training.config import default_backbone_path
 
-POLITE = ["thank you, here is a careful answer", "glad to help, here are the steps",
-          "sure, here is a kind and clear reply", "happy to explain it step by step"]
+POLITE = [
+    "thank you, here is a careful answer",
+    "glad to help, here are the steps",
+    "sure, here is a kind and clear reply",
+    "happy to explain it step by step",
+]
 RUDE = ["go away", "no", "figure it out yourself", "whatever"]
-TOPICS = ["paint a fence", "bake bread", "learn python", "fix a bike", "plant tomatoes",
-          "tie a tie", "brew tea", "write a poem", "swim faster", "save money"]
+TOPICS = [
+    "paint a fence",
+    "bake bread",
+    "learn python",
+    "fix a bike",
+    "plant tomatoes",
+    "tie a tie",
+    "brew tea",
+    "write a poem",
+    "swim faster",
+    "save money",
+]
 
 
 def make_tiny_backbone(directory: str | Path, kind: Literal["bert", "llama"] = "bert", seed: int = 0) -> Path:
     """Save a randomly initialised 1-output sequence classifier (hidden size 32, 2 layers, no dropout)."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, LlamaConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, LlamaConfig
 
     directory = Path(directory)
     tokenizer = AutoTokenizer.from_pretrained(default_backbone_path())
-    common = dict(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=128, num_labels=1,
-                  pad_token_id=tokenizer.pad_token_id)
+    common = {
+        "vocab_size": tokenizer.vocab_size,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        "num_labels": 1,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if kind == "bert":
         config = BertConfig(**common, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     else:
@@ -49,9 +70,17 @@ def toy_preference_samples(n_topics: int = 10, n_test: int = 3) -> list[Sample]:
         polite, rude = POLITE[i % len(POLITE)], RUDE[i % len(RUDE)]
         split = "test" if i >= n_topics - n_test else "train"
         for variant, order, preference in (("ab", (polite, rude), 0), ("ba", (rude, polite), 1)):
-            samples.append(Sample(
-                id=f"toy-{i}-{variant}", source="toy", task="pairwise", split=split, input=context,
-                responses=[Response(message=ChatMessage(role="assistant", content=text)) for text in order],
-                preference=preference,
-            ))
+            samples.append(
+                Sample(
+                    id=f"toy-{i}-{variant}",
+                    source="toy",
+                    task="pairwise",
+                    split=split,
+                    input=context,
+                    responses=[
+                        Response(message=ChatMessage(role="assistant", content=text)) for text in order
+                    ],
+                    preference=preference,
+                )
+            )
     return samples

@@ -1,0 +1,61 @@
+"""Ray Train path: the same training function in a TorchTrainer worker, killed once and resumed.
+
+One local Ray (2 CPUs, no dashboard), one worker, a tiny backbone; ~25 s on 2 cores, most of it
+Ray starting up. The drill kills the worker process right after its step-2 checkpoint; the
+restarted worker must continue from that checkpoint (not from scratch) and end with the same
+weights as an uninterrupted in-process run.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.bt_trainer import read_metrics, score_texts, train
+from training.config import BTTrainConfig
+from training.ray_launch import FAULT_MARKER, train_with_ray
+from training.tiny import make_tiny_backbone, toy_preference_samples
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def test_ray_training_survives_a_killed_worker_and_matches_the_plain_path(tmp_path, monkeypatch):
+    # The Ray Train controller collects reports on its health-check poll (2 s by default).
+    monkeypatch.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    backbone = make_tiny_backbone(tmp_path / "tiny-bert")
+    config = BTTrainConfig(
+        model_path=str(backbone),
+        max_length=32,
+        batch_size=4,
+        learning_rate=5e-3,
+        epochs=2,
+        log_every_steps=1,
+        num_threads=1,
+        eval_before_training=False,
+        output_dir=str(tmp_path / "ray"),
+    )
+    result = train_with_ray(
+        config, toy_preference_samples(), num_workers=1, max_failures=1, fail_once_after_step=2
+    )
+
+    assert (tmp_path / "ray" / FAULT_MARKER).exists(), "the drill did not kill the worker"
+    steps = [row["step"] for row in read_metrics(tmp_path / "ray") if row["kind"] == "step"]
+    assert steps == [1, 2, 3, 4], "a restarted worker must resume after step 2, not start over"
+    assert result.steps == 4 and result.train_pairs == 7 and result.eval_pairs == 3
+    assert result.history[-1]["kind"] == "eval" and result.final_eval_accuracy == 1.0
+
+    from transformers import AutoModelForSequenceClassification
+
+    plain = train(config.model_copy(update={"output_dir": str(tmp_path / "plain")}), toy_preference_samples())
+    ray_weights = AutoModelForSequenceClassification.from_pretrained(result.final_checkpoint).state_dict()
+    plain_weights = AutoModelForSequenceClassification.from_pretrained(plain.final_checkpoint).state_dict()
+    for name, value in plain_weights.items():
+        torch.testing.assert_close(ray_weights[name], value, rtol=0, atol=1e-6, msg=name)
+    polite, rude = score_texts(
+        result.final_checkpoint,
+        [
+            "User: hi\nAssistant: glad to help, here are the steps",
+            "User: hi\nAssistant: figure it out yourself",
+        ],
+    )
+    assert polite > rude

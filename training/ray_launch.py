@@ -1,0 +1,224 @@
+"""Run the Bradley-Terry training function under Ray Train (`TorchTrainer`), on CPUs or GPUs.
+
+Each worker runs `training.bt_trainer.run_bt_training` with a Ray `WorkerContext`: the model is
+wrapped by `ray.train.torch.prepare_model` (DDP when there are several workers), metrics and
+checkpoints go through `ray.train.report`, and a restarted worker group picks up the newest
+reported checkpoint from `ray.train.get_checkpoint()` (optimizer, scheduler and data position
+included), so `FailureConfig(max_failures=...)` resumes rather than restarts.
+
+Local Ray on this project's 2-core machines: `ray.init(num_cpus=2, include_dashboard=False,
+object_store_memory=200 MB)`, at most 2 workers with 1 CPU each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rm_rewards.schema import Sample
+from training.bt_trainer import (
+    METRICS_FILE,
+    TrainResult,
+    WorkerContext,
+    append_metrics_row,
+    read_metrics,
+    resolve_pairs,
+    run_bt_training,
+)
+from training.config import BTTrainConfig
+
+log = logging.getLogger(__name__)
+
+LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
+FAULT_MARKER = "injected_failure_done"
+
+
+def _serialisable_data(data: Sequence[Sample] | Sequence[str | os.PathLike]) -> list[Any]:
+    """Samples travel to workers as JSON dicts, files as absolute paths (workers read them)."""
+    return [
+        item.model_dump(mode="json") if isinstance(item, Sample) else str(Path(item).resolve())
+        for item in data
+    ]
+
+
+def _ray_worker_context(config: BTTrainConfig, fault: dict[str, Any] | None) -> WorkerContext:
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    metrics_path = config.output_path / METRICS_FILE
+
+    def report(row: dict[str, Any]) -> None:
+        # Rows go to metrics.jsonl only: each ray.train.report waits for the controller's next poll
+        # (about 2 s), so Ray gets metrics with the checkpoints (every epoch end) instead.
+        if rank == 0:  # the output dir is on this machine's disk (local Ray or a shared filesystem)
+            log.info("bt %s", row)
+            append_metrics_row(metrics_path, row)
+
+    def checkpoint(metrics: dict[str, Any], write: Callable[[Path], None]) -> None:
+        with tempfile.TemporaryDirectory(prefix="bt-ckpt-") as scratch:
+            if rank == 0:
+                write(Path(scratch))
+            ray.train.report(
+                metrics, checkpoint=ray.train.Checkpoint.from_directory(scratch) if rank == 0 else None
+            )
+        _maybe_inject_failure(fault, metrics, rank)
+
+    return WorkerContext(
+        report=report,
+        checkpoint=checkpoint,
+        rank=rank,
+        world_size=context.get_world_size(),
+        device=ray.train.torch.get_device() if torch.cuda.is_available() else torch.device("cpu"),
+        prepare_model=lambda model: (
+            ray.train.torch.prepare_model(model) if context.get_world_size() > 1 else model
+        ),
+    )
+
+
+def _maybe_inject_failure(fault: dict[str, Any] | None, metrics: dict[str, Any], rank: int) -> None:
+    """Fault drill: kill rank 0's process once, right after the checkpoint of a given step.
+
+    Used by the resume test; `os._exit` is what a crashed or OOM-killed worker looks like to Ray.
+    A worker's report queue holds one item until the controller's next poll, and polls run one
+    after another; so once two more reports have been accepted, the poll that carried the
+    checkpoint has been answered and Ray has it. Exiting sooner races that answer.
+    """
+    import ray.train
+
+    if not fault or metrics.get("step") != fault["after_step"] or metrics.get("kind") == "final":
+        return
+    marker = Path(fault["marker_dir"]) / FAULT_MARKER
+    if marker.exists():
+        return
+    for _ in range(2):
+        ray.train.report({"kind": "fault_drill", "step": metrics["step"]})
+    if rank == 0:
+        marker.write_text("worker killed once by the fault drill\n")
+        os._exit(1)
+
+
+def ray_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
+    """The Ray Train worker entry point: resolve data, find a checkpoint to resume from, train.
+
+    Returns the TrainResult as a dict (Ray hands rank 0's return value back to the driver).
+    """
+    import ray.train
+
+    config = BTTrainConfig.model_validate(loop_config["config"])
+    train_pairs, eval_pairs = resolve_pairs(config, loop_config["data"])
+    worker = _ray_worker_context(config, loop_config.get("fault"))
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return run_bt_training(config, train_pairs, eval_pairs, worker).model_dump(mode="json")
+    with tempfile.TemporaryDirectory(prefix="bt-resume-") as resume_dir:
+        checkpoint.to_directory(resume_dir)
+        result = run_bt_training(config, train_pairs, eval_pairs, worker, resume_dir=Path(resume_dir))
+    return result.model_dump(mode="json")
+
+
+def _ensure_ray(address: str | None, num_cpus: int) -> bool:
+    """Connect to `address`, or start a small local Ray; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    return True
+
+
+def train_with_ray(
+    config: BTTrainConfig,
+    samples_or_paths: Sequence[Sample] | Sequence[str | os.PathLike],
+    num_workers: int = 1,
+    use_gpu: bool = False,
+    address: str | None = None,
+    max_failures: int = 1,
+    run_name: str = "bt_rm",
+    fail_once_after_step: int | None = None,
+) -> TrainResult:
+    """Train under Ray Train; the final model is copied to `<output_dir>/final` like the plain path.
+
+    Ray's own run folder (every reported checkpoint, with resumable state) is
+    `<output_dir>/ray/<run_name>`. Reusing a run_name after a crashed driver lets Ray resume it.
+    `fail_once_after_step` is a fault drill: one worker exits right after that step's checkpoint.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be at least 1, got {num_workers}")
+    began = time.perf_counter()
+    train_pairs, _ = resolve_pairs(config, samples_or_paths)  # fail here, not in every worker
+    if not train_pairs:
+        raise ValueError("no training pairs: need pairwise samples with a preference in the train split")
+    output = config.output_path.resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    (output / METRICS_FILE).unlink(missing_ok=True)
+    worker_config = config.model_copy(
+        update={"output_dir": str(output), "num_threads": 1 if num_workers > 1 else config.num_threads}
+    )
+    loop_config = {
+        "config": worker_config.model_dump(mode="json"),
+        "data": _serialisable_data(samples_or_paths),
+    }
+    if fail_once_after_step is not None:
+        loop_config["fault"] = {"after_step": fail_once_after_step, "marker_dir": str(output)}
+    started_ray = _ensure_ray(address, num_cpus=max(2, num_workers))
+    try:
+        trainer = TorchTrainer(
+            ray_train_loop,
+            train_loop_config=loop_config,
+            scaling_config=ScalingConfig(
+                num_workers=num_workers, use_gpu=use_gpu, resources_per_worker=None if use_gpu else {"CPU": 1}
+            ),
+            run_config=RunConfig(
+                name=run_name,
+                storage_path=str(output / "ray"),
+                failure_config=FailureConfig(max_failures=max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=config.save_total_limit + 1),
+            ),
+        )
+        result = trainer.fit()
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return _collect_result(result, output, time.perf_counter() - began)
+
+
+def _collect_result(result: Any, output: Path, wall_s: float) -> TrainResult:
+    """Rank 0's TrainResult, with the final model copied out of Ray's storage and the whole history
+    (rows from before a worker restart included) read back from metrics.jsonl."""
+    if result.error is not None:
+        raise RuntimeError(f"Ray training failed: {result.error}") from result.error
+    if result.checkpoint is None or result.return_value is None:
+        raise RuntimeError("Ray training finished without a final checkpoint")
+    final = output / "final"
+    shutil.rmtree(final, ignore_errors=True)
+    result.checkpoint.to_directory(str(final))
+    summary = TrainResult.model_validate(result.return_value)
+    history = read_metrics(output)
+    baseline = next(
+        (row.get("eval_accuracy") for row in history if row["kind"] == "eval" and row["step"] == 0), None
+    )
+    return summary.model_copy(
+        update={
+            "final_checkpoint": str(final),
+            "history": history,
+            "wall_s": wall_s,
+            "baseline_eval_accuracy": baseline,
+        }
+    )
