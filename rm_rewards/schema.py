@@ -2,8 +2,8 @@
 
 Every stage speaks these models: converters produce `Sample`s, rewards return `RewardResult`s,
 and the warehouse stores both as flat table rows (`sample_to_row` / `sample_from_row`).
-Nested parts travel as JSON text in the row so the round trip through DuckDB, Arrow and pandas
-is lossless whatever the nesting.
+Nested parts and free text travel as JSON text in the row, so the round trip through DuckDB, Arrow
+and pandas is lossless whatever the nesting and whatever the text (lone surrogates included).
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ class Sample(_Model):
 
     def content_hash(self) -> str:
         """Stable hash of everything a reward can see; used to key caches and score rows."""
-        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:32]
+        # ASCII-escaped JSON: text with lone surrogates (not encodable as UTF-8) still hashes.
+        text = json.dumps(self.model_dump(mode="json"), ensure_ascii=True, sort_keys=True)
+        return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
 
 
 class DimensionScore(_Model):
@@ -147,7 +149,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "n_responses": "INTEGER",
     "preference": "INTEGER",
     "preference_strength": "DOUBLE",
-    "reference": "VARCHAR",
+    "reference_json": "VARCHAR",
     "input_json": "VARCHAR",
     "responses_json": "VARCHAR",
     "metadata_json": "VARCHAR",
@@ -155,7 +157,13 @@ SAMPLE_COLUMNS: dict[str, str] = {
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    """Readable UTF-8 JSON; text with lone surrogates falls back to \\u escapes (still lossless)."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, sort_keys=True)
+    return text
 
 
 def sample_to_row(sample: Sample) -> dict[str, Any]:
@@ -167,7 +175,7 @@ def sample_to_row(sample: Sample) -> dict[str, Any]:
         "n_responses": len(sample.responses),
         "preference": sample.preference,
         "preference_strength": sample.preference_strength,
-        "reference": sample.reference,
+        "reference_json": None if sample.reference is None else _dumps(sample.reference),
         "input_json": _dumps([m.model_dump(mode="json") for m in sample.input]),
         "responses_json": _dumps([r.model_dump(mode="json") for r in sample.responses]),
         "metadata_json": _dumps(sample.metadata),
@@ -203,7 +211,7 @@ def sample_from_row(row: dict[str, Any]) -> Sample:
         split=row["split"],
         preference=None if preference is None else int(preference),
         preference_strength=None if strength is None else float(strength),
-        reference=_none_if_missing(row.get("reference")),
+        reference=None if _none_if_missing(row.get("reference_json")) is None else json.loads(row["reference_json"]),
         input=json.loads(row["input_json"]),
         responses=json.loads(row["responses_json"]),
         metadata=json.loads(row["metadata_json"]),

@@ -25,6 +25,9 @@ GOOD_ROWS = [
      "coherence": 3, "complexity": 1, "verbosity": 1},
     {"prompt": "Name a color.", "response": "Blue. Contact me at jane.doe@example.com", "helpfulness": 3,
      "correctness": 4, "coherence": 4, "complexity": 0, "verbosity": 1},
+    # Text that was never cleaned to valid UTF-8 (a lone surrogate) must still flow through.
+    {"prompt": "Name a color.", "response": "Red \ud800 broken", "helpfulness": 1,
+     "correctness": 1, "coherence": 1, "complexity": 0, "verbosity": 1},
 ]
 BAD_ROWS = [
     {"prompt": "Missing the response field", "helpfulness": 2, "correctness": 2, "coherence": 2,
@@ -64,15 +67,17 @@ def test_slice_materializes_and_quarantines_bad_rows(tmp_path):
     assert result.success
 
     store = Warehouse(str(tmp_path / "w.duckdb"))
-    assert store.count_by_partition("raw_rows") == {"helpsteer2": 5}
+    assert store.count_by_partition("raw_rows") == {"helpsteer2": 6}
     quarantine = store.read_partition("quarantine", "helpsteer2", order_by="row_index")
-    assert list(quarantine["row_index"]) == [1, 4]
+    assert list(quarantine["row_index"]) == [1, 5]
     assert list(quarantine["field"]) == ["response", "response"]
     assert all(quarantine["reason"].str.len() > 0)
 
     samples = store.read_partition("converted_samples", "helpsteer2")
-    # 3 pointwise samples + one same-prompt pair emitted in both orders; valid rows all kept.
-    assert sorted(samples["task"].value_counts().items()) == [("pairwise", 2), ("pointwise", 3)]
+    # 4 pointwise samples + two same-prompt pairs, each in both orders; valid rows all kept.
+    assert sorted(samples["task"].value_counts().items()) == [("pairwise", 4), ("pointwise", 4)]
+    texts = [r["message"]["content"] for cell in samples["responses_json"] for r in json.loads(cell)]
+    assert "Red \ud800 broken" in texts
 
     scores = store.read_partition("rule_scores", "helpsteer2")
     assert len(scores) > 0
@@ -84,7 +89,7 @@ def test_slice_materializes_and_quarantines_bad_rows(tmp_path):
 
     materialization = result.asset_materializations_for_node("converted_samples")[0]
     metadata = materialization.metadata
-    assert metadata["dagster/row_count"].value == 5
+    assert metadata["dagster/row_count"].value == 8
     assert metadata["quarantined_rows"].value == 2
     assert "dagster/column_schema" in metadata and "preview" in metadata
 

@@ -22,7 +22,8 @@ def _rows_frame(rows: list[dict]):
 
     records = []
     for index, row in enumerate(rows):
-        text = json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
+        # ASCII-escaped: rows with lone surrogates still store (Arrow/DuckDB need valid UTF-8).
+        text = json.dumps(row, ensure_ascii=True, sort_keys=True, default=str)
         records.append(
             {"row_index": index, "row_json": text, "row_hash": hashlib.sha256(text.encode()).hexdigest()[:32]}
         )

@@ -20,7 +20,8 @@ DIGEST_CHARS = 16  # 64 bits: collisions are negligible at the scale of these da
 def content_digest(content: Any) -> str:
     """Hex SHA-256 of canonical JSON of `content` (the normalised fields a converter used)."""
     text = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
+    # surrogatepass: text with lone surrogates hashes too; valid text hashes exactly as UTF-8.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:DIGEST_CHARS]
 
 
 def sample_id(dataset: str, digest: str, variant: str) -> str:
@@ -47,6 +48,8 @@ def assign_split(messages: list[ChatMessage], test_fraction: float = DEFAULT_TES
     and its preference subset) in the same split, so no test prompt leaks into training.
     """
     check_test_fraction(test_fraction)
-    digest = hashlib.sha256(json.dumps(conversation_key(messages), ensure_ascii=False).encode("utf-8"))
+    digest = hashlib.sha256(
+        json.dumps(conversation_key(messages), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
     position = int.from_bytes(digest.digest()[:8], "big") / 2**64  # uniform in [0, 1)
     return "test" if position < test_fraction else "train"

@@ -70,8 +70,11 @@ class ConversionResult(BaseModel):
 
 
 def raw_row_json(row: Any) -> str:
-    """The row as JSON text; values JSON cannot hold (numpy scalars, bytes) are written as text."""
-    return json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)
+    """The row as JSON text; values JSON cannot hold (numpy scalars, bytes) are written as text.
+
+    ASCII-escaped so a row with lone surrogates can still be stored (Arrow/DuckDB need UTF-8).
+    """
+    return json.dumps(row, ensure_ascii=True, sort_keys=True, default=str)
 
 
 def quarantine(dataset: str, row_index: int, row: Any, error: RowError) -> QuarantinedRow:
