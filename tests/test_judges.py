@@ -141,6 +141,9 @@ def test_a_second_run_is_served_from_the_cache_except_failures(fake_openai, llm_
     assert fake_openai.request_count == 10
     assert [r.values() for r in second] == [r.values() for r in first]
     assert second[-1].scores[0].error is not None
+    samples.pop()  # without it, a re-run makes no request at all
+    assert [r.values() for r in run()] == [r.values() for r in first[:-1]]
+    assert fake_openai.request_count == 10
 
 
 def test_a_batch_runs_concurrently(fake_openai, client) -> None:
