@@ -570,12 +570,17 @@ def train(
 
 # --- scoring -----------------------------------------------------------------------------------
 
-_SCORERS: dict[str, tuple[Any, Any]] = {}
+_SCORERS: dict[tuple[str, float], tuple[Any, Any]] = {}
 
 
 def _scorer(model_path: str) -> tuple[Any, Any]:
-    """Load once per path (benchmarks call score_texts many times); keeps the two most recent."""
-    if model_path not in _SCORERS:
+    """Load once per checkpoint (benchmarks call score_texts many times); keeps the two most recent.
+
+    The key includes config.json's mtime, so a checkpoint retrained in place is loaded afresh.
+    """
+    config_file = Path(model_path) / "config.json"
+    key = (model_path, config_file.stat().st_mtime if config_file.exists() else 0.0)
+    if key not in _SCORERS:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -586,8 +591,8 @@ def _scorer(model_path: str) -> tuple[Any, Any]:
         if tokenizer.pad_token is None:  # a decoder RM trained elsewhere; padding needs some token
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
             model.config.pad_token_id = tokenizer.pad_token_id
-        _SCORERS[model_path] = (model, tokenizer)
-    return _SCORERS[model_path]
+        _SCORERS[key] = (model, tokenizer)
+    return _SCORERS[key]
 
 
 def score_texts(

@@ -12,6 +12,7 @@ object_store_memory=200 MB)`, at most 2 workers with 1 CPU each.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,8 @@ from typing import Any
 from rm_rewards.schema import Sample
 from training.bt_trainer import (
     METRICS_FILE,
+    RUN_INFO_FILE,
+    TRAINER_STATE_FILE,
     TrainResult,
     WorkerContext,
     append_metrics_row,
@@ -121,8 +124,23 @@ def ray_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         return run_bt_training(config, train_pairs, eval_pairs, worker).model_dump(mode="json")
     with tempfile.TemporaryDirectory(prefix="bt-resume-") as resume_dir:
         checkpoint.to_directory(resume_dir)
+        if not (Path(resume_dir) / TRAINER_STATE_FILE).exists():  # the final model: nothing left to do
+            return _finished_run_summary(Path(resume_dir), len(train_pairs), len(eval_pairs))
         result = run_bt_training(config, train_pairs, eval_pairs, worker, resume_dir=Path(resume_dir))
     return result.model_dump(mode="json")
+
+
+def _finished_run_summary(final_dir: Path, n_train: int, n_eval: int) -> dict[str, Any]:
+    record = json.loads((final_dir / RUN_INFO_FILE).read_text())
+    return TrainResult(
+        final_checkpoint="",
+        steps=record["state"]["global_step"],
+        train_pairs=n_train,
+        eval_pairs=n_eval,
+        final_eval_accuracy=record["metrics"].get("eval_accuracy"),
+        wall_s=0.0,
+        history=[],
+    ).model_dump(mode="json")
 
 
 def _ensure_ray(address: str | None, num_cpus: int) -> bool:
@@ -146,13 +164,17 @@ def train_with_ray(
     address: str | None = None,
     max_failures: int = 1,
     run_name: str = "bt_rm",
+    resume: bool = False,
     fail_once_after_step: int | None = None,
 ) -> TrainResult:
     """Train under Ray Train; the final model is copied to `<output_dir>/final` like the plain path.
 
     Ray's own run folder (every reported checkpoint, with resumable state) is
-    `<output_dir>/ray/<run_name>`. Reusing a run_name after a crashed driver lets Ray resume it.
-    `fail_once_after_step` is a fault drill: one worker exits right after that step's checkpoint.
+    `<output_dir>/ray/<run_name>`. A killed worker is replaced up to `max_failures` times and
+    continues from the newest checkpoint. Ray also resumes a run whose folder exists: with
+    `resume=False` (a fresh run) that folder is cleared first; `resume=True` continues a run
+    whose driver died. `fail_once_after_step` is a fault drill: rank 0 exits once, right after
+    that step's checkpoint.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -165,7 +187,9 @@ def train_with_ray(
         raise ValueError("no training pairs: need pairwise samples with a preference in the train split")
     output = config.output_path.resolve()
     output.mkdir(parents=True, exist_ok=True)
-    (output / METRICS_FILE).unlink(missing_ok=True)
+    if not resume:
+        shutil.rmtree(output / "ray" / run_name, ignore_errors=True)
+        (output / METRICS_FILE).unlink(missing_ok=True)
     worker_config = config.model_copy(
         update={"output_dir": str(output), "num_threads": 1 if num_workers > 1 else config.num_threads}
     )
