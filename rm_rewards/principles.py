@@ -36,7 +36,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from rm_rewards.embeddings import Embedder, EmbeddingError, default_embedder, farthest_point_order
-from rm_rewards.judges.judges import JudgePairVerdict, PairwiseJudge
+from rm_rewards.judges.alignment import JUDGE_CLASSES
+from rm_rewards.judges.judges import JudgePairVerdict, LLMJudge, PairwiseJudge
 from rm_rewards.judges.templates import (
     PAIRWISE_TEMPLATE,
     JudgeTemplate,
@@ -197,6 +198,15 @@ class PrincipleSet(BaseModel):
     scenario: str
     principles: list[str]
     provenance: PrincipleProvenance
+
+    def judge(self, client: LLMClient, kind: str = "pairwise", **params) -> LLMJudge:
+        """A judge of `kind` (pointwise, pairwise, listwise, stepwise) using these principles."""
+        if kind not in JUDGE_CLASSES:
+            raise ValueError(f"unknown judge kind {kind!r}; expected one of {', '.join(JUDGE_CLASSES)}")
+        judge = JUDGE_CLASSES[kind](
+            client=client, scenario=self.scenario, principles=self.principles, **params
+        )
+        return judge.named(f"principles_{self.id}_{kind}")
 
 
 def principle_set_id(scenario: str, principles: Sequence[str]) -> str:
@@ -359,7 +369,7 @@ async def _learn_from_pair(run: _Run, pair: PreferencePair) -> PairOutcome:
         except RuntimeError as exc:
             run.fail(stage, str(exc), pair.pair_id, round_number)
             return PairOutcome(pair_id=pair.pair_id, rounds=round_number, stopped=f"{stage} failed")
-        verdict = await run.judge(principles).acompare(pair.sample, 0, 1)
+        verdict = await run.judge(principles).acompare_both(pair.sample, 0, 1)
         if verdict.error is not None:
             run.fail("judge", verdict.error, pair.pair_id, round_number)
             return PairOutcome(pair_id=pair.pair_id, rounds=round_number, stopped="judge failed")
@@ -434,7 +444,7 @@ async def aagreement(
 
     async def one(pair: PreferencePair) -> JudgePairVerdict:
         async with limit:
-            return await judge.acompare(pair.sample, 0, 1)
+            return await judge.acompare_both(pair.sample, 0, 1)
 
     verdicts = await asyncio.gather(*(one(p) for p in pairs))
     agree = sum(1 for p, v in zip(pairs, verdicts) if _agrees(v, p.chosen))

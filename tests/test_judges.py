@@ -16,6 +16,8 @@ import pytest
 
 from rm_rewards import registry
 from rm_rewards.benchmarks.consistency import JudgedPair, consistency_report
+from rm_rewards.benchmarks.loaders import load_benchmark
+from rm_rewards.benchmarks.pair_judging import judge_items
 from rm_rewards.best_of_n import best_of_n
 from rm_rewards.judges import (
     ListwiseJudge,
@@ -227,6 +229,15 @@ def test_a_failed_order_voids_the_pair_instead_of_using_the_other_order(fake_ope
     assert "server_error" in broken.scores[0].error and "0 as A" in broken.scores[0].error
     assert broken.metadata["failed_pairs"] == 1
     assert fine.ok and fine.values() == [0.5, 0.5]
+
+
+def test_acompare_is_one_order_for_the_benchmarks_pair_judging(fake_openai, client) -> None:
+    fake_openai.set_responder(first_position_pairwise)
+    items = load_benchmark("rmb_pairwise")[:3]
+    verdicts = judge_items(PairwiseJudge(client=client), items, "both")
+    assert fake_openai.request_count == len(verdicts) == 6  # one request per question asked
+    assert all(v.winner == "a" for v in verdicts)
+    assert consistency_report(verdicts).symmetry_violations == 3
 
 
 def test_pairwise_needs_two_responses(fake_openai, client) -> None:

@@ -118,6 +118,8 @@ def test_the_loop_revises_until_the_judge_agrees_then_merges(fake_openai, client
     assert prov.model == "fake-model" and "principle_propose-v1" in prov.template_version
     # Per pair: propose, judge x2, revise, judge x2; one merge; agreement before and after x2 each.
     assert fake_openai.request_count == 3 * 6 + 1 + 3 * 2 * 2
+    judge = result.judge(client, "listwise")
+    assert judge.principles == result.principles and judge.name == f"principles_{result.id}_listwise"
 
 
 def test_the_loop_is_bounded_when_the_judge_never_agrees(fake_openai, client) -> None:

@@ -8,13 +8,14 @@ the client, so answers are cached, rate-limited and retried there; a batch runs 
 Failures are values, never defaults: a failed call or an answer that does not parse into the
 template's output model becomes an error on that response (or pair), and the other items go on.
 
-Pairwise judging asks every pair in both orders (i shown as A, then j shown as A). When the two
-orders agree, that is the verdict. When they disagree the judge is position-inconsistent on that
+Pairwise scoring asks every pair in both orders (i shown as A, then j shown as A; see
+`PairwiseJudge.acompare_both`; `acompare` is one order, for callers that pick orders themselves,
+like the benchmarks' pair judging). When the two orders agree, that is the verdict. When they disagree the judge is position-inconsistent on that
 pair; with `on_inconsistent="tie"` (the default) the pair counts as a tie and its reason starts
 with "position-inconsistent", with `"error"` the pair is an error. Either way it is counted: each
 response's `dimensions["position_inconsistent"]` holds how many of its pairs were inconsistent,
 and the result's metadata holds totals and every single-order verdict (`orders`, shaped like
-`benchmarks.consistency.JudgedPair`). A first-order verdict is never taken on its own.
+`benchmarks.consistency.JudgedPair`). Scoring never takes one order's verdict on its own.
 """
 
 from __future__ import annotations
@@ -190,7 +191,18 @@ class PairwiseJudge(LLMJudge, PairwiseReward):
         winner = judgement.winner.lower() if judgement.winner != "tie" else "tie"
         return OrderVerdict(first=first, second=second, winner=winner, critique=judgement.critique)
 
-    async def acompare(self, sample: Sample, i: int, j: int) -> JudgePairVerdict:
+    async def acompare(self, sample: Sample, i: int, j: int) -> PairwiseVerdict:
+        """One question exactly as asked: response `i` shown as A, `j` as B.
+
+        This is the primitive for callers that choose the orders themselves (the benchmarks'
+        pair judging asks both and counts flips). Scoring a sample never uses it alone: it
+        goes through `acompare_both`.
+        """
+        order = await self.ajudge_order(sample, i, j)
+        return PairwiseVerdict(winner=order.winner, reason=order.critique, error=order.error)
+
+    async def acompare_both(self, sample: Sample, i: int, j: int) -> JudgePairVerdict:
+        """The verdict on responses `i` and `j` from both orders (see the module doc)."""
         forward, backward = await asyncio.gather(
             self.ajudge_order(sample, i, j), self.ajudge_order(sample, j, i)
         )
@@ -217,27 +229,33 @@ class PairwiseJudge(LLMJudge, PairwiseReward):
             position_consistent=False,
         )
 
-    async def aevaluate(self, sample: Sample) -> RewardResult:
-        """Scores as `PairwiseReward` tallies them, plus position-consistency counts and every order."""
-        try:
-            if len(sample.responses) < 2:
-                raise ValueError(
-                    f"pairwise judging needs at least 2 responses, sample has {len(sample.responses)}"
-                )
-            pairs = self._pairs(len(sample.responses))
-            verdicts = list(await asyncio.gather(*(self._safe_compare(sample, i, j) for i, j in pairs)))
-            scores = _with_inconsistency_counts(
-                self._tally(sample, dict(zip(pairs, verdicts))), pairs, verdicts
+    async def _judge_sample(self, sample: Sample) -> tuple[list[ResponseScore], list[JudgePairVerdict]]:
+        if len(sample.responses) < 2:
+            raise ValueError(
+                f"pairwise judging needs at least 2 responses, sample has {len(sample.responses)}"
             )
+        pairs = self._pairs(len(sample.responses))
+        verdicts = list(await asyncio.gather(*(self._safe_compare_both(sample, i, j) for i, j in pairs)))
+        scores = self._tally(sample, dict(zip(pairs, verdicts)))
+        return _with_inconsistency_counts(scores, pairs, verdicts), verdicts
+
+    async def _ascore(self, sample: Sample) -> list[ResponseScore]:
+        scores, _verdicts = await self._judge_sample(sample)
+        return scores
+
+    async def aevaluate(self, sample: Sample) -> RewardResult:
+        """Scores as `PairwiseReward` tallies them (both orders per pair), plus consistency metadata."""
+        try:
+            scores, verdicts = await self._judge_sample(sample)
             result = self._checked(sample, scores)
         except Exception as exc:  # noqa: BLE001 - a reward never takes the batch down
             return self._result(sample, None, describe_error(exc))
         result.metadata.update(pair_metadata(verdicts))
         return result
 
-    async def _safe_compare(self, sample: Sample, i: int, j: int) -> JudgePairVerdict:
+    async def _safe_compare_both(self, sample: Sample, i: int, j: int) -> JudgePairVerdict:
         try:
-            return await self.acompare(sample, i, j)
+            return await self.acompare_both(sample, i, j)
         except Exception as exc:  # noqa: BLE001 - one pair's failure is that pair's error
             return JudgePairVerdict(error=describe_error(exc))
 
