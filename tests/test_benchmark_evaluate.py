@@ -237,6 +237,24 @@ def test_partly_applicable_reward_scores_only_what_applies(bundled: dict[str, li
     assert set(result.not_applicable_ids) == {item.id for item in items if item.domain != "chat"}
 
 
+class BrokenOnCode(ChatOnlyLength):
+    """Its applicability check raises on code items: a failure to report, not a reason to skip."""
+
+    def applies_to(self, sample: Sample) -> bool:
+        if sample.metadata["domain"] == "code":
+            raise KeyError("reference")
+        return True
+
+
+def test_applicability_check_that_raises_is_a_failure(bundled: dict[str, list[BenchmarkItem]]) -> None:
+    items = bundled["rm_bench"]
+    result = evaluate("rm_bench", items, BrokenOnCode())
+    code = next(d for d in result.report.domains if d.domain == "code")
+    assert (code.n_failed, code.average) == (code.n_items, 0.0)
+    assert result.n_not_applicable == 0 and result.n_failed == code.n_items
+    assert result.error_counts() == [("applies_to failed: KeyError: 'reference'", 6 * code.n_items)]
+
+
 # --- pairwise judges -----------------------------------------------------------------------------
 
 

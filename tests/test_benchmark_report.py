@@ -66,6 +66,7 @@ def test_chart_fits_for_every_benchmark(benchmark: str, bundled: dict[str, list[
     result = evaluate(benchmark, bundled[benchmark], length_scores)
     title, labels, series = bar_series(result)
     report = result.report
+    assert title.endswith(("by domain", "by subset", "by scenario"))
     if benchmark == "rm_bench":
         assert labels == ["chat", "code", "safety", "overall"] and set(series) == {"hard", "normal", "easy"}
         assert series["easy"][-1] == report.easy

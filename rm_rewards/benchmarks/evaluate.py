@@ -42,7 +42,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from rm_rewards import registry
 from rm_rewards.benchmarks.consistency import ConsistencyReport, JudgedPair, consistency_report
-from rm_rewards.benchmarks.items import BENCHMARK_NAMES, BenchmarkItem, BenchmarkName, item_to_sample
+from rm_rewards.benchmarks.items import (
+    BENCHMARK_NAMES,
+    BenchmarkItem,
+    BenchmarkName,
+    item_to_sample,
+    sample_id_for,
+)
 from rm_rewards.benchmarks.pair_judging import (
     PairOrders,
     ajudge_items,
@@ -396,6 +402,10 @@ def _from_results(items: Sequence[BenchmarkItem], results: Sequence[RewardResult
         raise ValueError(f"reward returned {len(results)} results for {len(items)} samples")
     out: Judgements = {}
     for item, sample_result in zip(items, results):
+        if sample_result.sample_id != sample_id_for(item):
+            raise ValueError(
+                f"result for {sample_result.sample_id!r} where {sample_id_for(item)!r} was expected"
+            )
         n = len(item.responses)
         if sample_result.error is not None:
             out[item.id] = ([None] * n, [sample_result.error] * n)
