@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rm_rewards.schema import ChatMessage, Response, Sample
+from training.bt_scoring import score_samples, score_texts
 from training.bt_trainer import (
     RUN_INFO_FILE,
     TRAINER_STATE_FILE,
@@ -20,8 +21,6 @@ from training.bt_trainer import (
     latest_checkpoint,
     read_metrics,
     resolve_pairs,
-    score_samples,
-    score_texts,
     train,
 )
 from training.config import BTTrainConfig

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.bt_trainer import read_metrics, score_texts, train
+from training.bt_scoring import score_texts
+from training.bt_trainer import read_metrics, train
 from training.config import BTTrainConfig
 from training.ray_launch import FAULT_MARKER, train_with_ray
 from training.tiny import make_tiny_backbone, toy_preference_samples

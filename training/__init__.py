@@ -4,7 +4,8 @@
 - `training.data`: `pairs_from_samples` (pairwise Samples → deduplicated (context, chosen, rejected)),
   `render_text` (the one text template), `load_samples` (.jsonl / .jsonl.gz / .parquet).
 - `training.bt_trainer`: `train(config, samples_or_paths)` in-process; `run_bt_training` (the shared
-  loop); `score_texts` / `score_samples` for benchmarks; checkpoints load with plain transformers.
+  loop); checkpoints load with plain transformers.
+- `training.bt_scoring`: `score_texts` / `score_samples` (batched, no grad) for benchmarks and rewards.
 - `training.ray_launch.train_with_ray`: the same loop under Ray Train (TorchTrainer), resumable.
 - `training.verl_export` / `verl_reward` / `verl_config` / `verl_launch`: GRPO training of a
   generative judge with verl 0.9.1, run in its own venv (`bash training/setup_verl_venv.sh`).

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 
 from rm_rewards.schema import Sample
+from training.bt_scoring import encode_texts, score_samples, score_texts  # noqa: F401 - scoring API re-exported
 from training.config import BTTrainConfig
 from training.data import PreferencePair, load_samples, pairs_from_samples, render_text, split_pairs
 
@@ -149,13 +150,6 @@ def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[
     return model, tokenizer
 
 
-def _encode(
-    tokenizer: Any, texts: list[str], max_length: int, device: torch.device
-) -> dict[str, torch.Tensor]:
-    batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    return {key: value.to(device) for key, value in batch.items()}
-
-
 def _pair_rewards(
     model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], max_length: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -163,7 +157,7 @@ def _pair_rewards(
     texts = [render_text(p.context, p.chosen) for p in pairs] + [
         render_text(p.context, p.rejected) for p in pairs
     ]
-    batch = _encode(tokenizer, texts, max_length, device)
+    batch = encode_texts(tokenizer, texts, max_length, device)
     rewards = model(**batch).logits.squeeze(-1).float()
     return rewards[: len(pairs)], rewards[len(pairs) :], int(batch["attention_mask"].sum())
 
@@ -566,63 +560,3 @@ def train(
     return run_bt_training(
         config, train_pairs, eval_pairs, local_worker_context(config, device), resume_dir=resume_dir
     )
-
-
-# --- scoring -----------------------------------------------------------------------------------
-
-_SCORERS: dict[tuple[str, float], tuple[Any, Any]] = {}
-
-
-def _scorer(model_path: str) -> tuple[Any, Any]:
-    """Load once per checkpoint (benchmarks call score_texts many times); keeps the two most recent.
-
-    The key includes config.json's mtime, so a checkpoint retrained in place is loaded afresh.
-    """
-    config_file = Path(model_path) / "config.json"
-    key = (model_path, config_file.stat().st_mtime if config_file.exists() else 0.0)
-    if key not in _SCORERS:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        if len(_SCORERS) >= 2:
-            _SCORERS.pop(next(iter(_SCORERS)))
-        model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if tokenizer.pad_token is None:  # a decoder RM trained elsewhere; padding needs some token
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-            model.config.pad_token_id = tokenizer.pad_token_id
-        _SCORERS[key] = (model, tokenizer)
-    return _SCORERS[key]
-
-
-def score_texts(
-    model_path: str | os.PathLike, texts: Sequence[str], batch_size: int = 32, max_length: int | None = None
-) -> list[float]:
-    """Scalar rewards for already-rendered texts (see `training.data.render_text`), batched, no grad.
-
-    `max_length` defaults to the length the checkpoint was trained with (its tokenizer's
-    model_max_length), capped at the backbone's position limit.
-    """
-    model, tokenizer = _scorer(str(model_path))
-    limit = max_length or min(
-        tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512)
-    )
-    scores: list[float] = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            batch = _encode(tokenizer, list(texts[start : start + batch_size]), limit, torch.device("cpu"))
-            scores.extend(model(**batch).logits[:, 0].float().tolist())
-    return scores
-
-
-def score_samples(
-    model_path: str | os.PathLike, samples: Sequence[Sample], batch_size: int = 32
-) -> list[list[float]]:
-    """One reward per response of each sample, rendered with the training template."""
-    texts = [render_text(s.input, r.text) for s in samples for r in s.responses]
-    flat = score_texts(model_path, texts, batch_size)
-    scores, offset = [], 0
-    for sample in samples:
-        scores.append(flat[offset : offset + len(sample.responses)])
-        offset += len(sample.responses)
-    return scores
