@@ -7,7 +7,8 @@ memory / killed / sandbox_error; it never raises for anything the program does.
 
 How one run is built, and what each piece defends against (Linux only):
 
-- A fresh temp directory on the host carries the program in; it is deleted afterwards.
+- A fresh temp directory on the host carries the program in; it is deleted afterwards (and
+  if the parent was killed before it could, a later process sweeps it: remove_stale_workdirs).
 - The process tree starts in its own session (`start_new_session`), so one `killpg` reaches
   every process that did not leave the group.
 - Namespaces (`unshare`; as root directly, otherwise inside a new user namespace):
@@ -260,9 +261,12 @@ def run_job(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
     """Run one job; every failure of the program (or of the sandbox) becomes a result."""
     limits = job.limits
     uid = _pick_uid() if os.geteuid() == 0 else None
-    host_dir = tempfile.mkdtemp(prefix="rmsandbox-")
+    if uid is not None:
+        _sweep_once()
     started = time.monotonic()
+    host_dir = None
     try:
+        host_dir = tempfile.mkdtemp(prefix="rmsandbox-")
         _write_program(host_dir, job.code, uid)
         config = {
             "workdir": host_dir,
@@ -275,17 +279,46 @@ def run_job(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
         }
         return _launch(config, job, uid, started)
     except OSError as exc:
+        detail = f"could not start the sandbox: {exc}"
+        wall = time.monotonic() - started
         return SandboxResult(
-            "sandbox_error",
-            None,
-            "",
-            "",
-            time.monotonic() - started,
-            f"could not start the sandbox: {exc}",
-            uid=uid,
+            status="sandbox_error", returncode=None, stdout="", stderr="", wall_s=wall, detail=detail
         )
     finally:
-        shutil.rmtree(host_dir, ignore_errors=True)
+        if host_dir is not None:
+            shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def remove_stale_workdirs(min_age_s: float = 60.0) -> list[str]:
+    """Delete work dirs that a killed parent never got to delete (its `finally` never ran).
+
+    A dir is stale when it is owned by a per-run uid (so created by a root parent), is older
+    than `min_age_s`, and no process of that uid is alive: a live run always has its program
+    running under that uid, except for the few milliseconds before the program starts.
+    """
+    low, high = SANDBOX_UID_RANGE
+    removed = []
+    for entry in os.scandir(tempfile.gettempdir()):
+        if not entry.name.startswith("rmsandbox-"):
+            continue
+        info = entry.stat(follow_symlinks=False)
+        if not stat.S_ISDIR(info.st_mode) or not low <= info.st_uid < high:
+            continue
+        if time.time() - info.st_mtime < min_age_s or _pids_of_uid(info.st_uid):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+_SWEPT = False
+
+
+def _sweep_once() -> None:
+    global _SWEPT
+    if not _SWEPT:
+        _SWEPT = True
+        remove_stale_workdirs()
 
 
 def _pick_uid() -> int:
@@ -403,13 +436,15 @@ def _launch(config: dict, job: SandboxJob, uid: int | None, started: float) -> S
             )
         finally:
             os.close(status_write)
-        stdin_bytes = None if job.stdin is None else job.stdin.encode("utf-8", "surrogatepass")
-        deadline = started + limits.timeout_s
-        streams = _collect_output(proc, stdin_bytes, deadline, limits.max_output_bytes)
-        # The output can close a moment before the reaper has reported the exit status.
-        if not streams.timed_out and not _wait_for_launcher(proc, deadline):
-            streams.timed_out = True
-        _kill_tree(proc, uid)
+        try:
+            stdin_bytes = None if job.stdin is None else job.stdin.encode("utf-8", "surrogatepass")
+            deadline = started + limits.timeout_s
+            streams = _collect_output(proc, stdin_bytes, deadline, limits.max_output_bytes)
+            # The output can close a moment before the reaper has reported the exit status.
+            if not streams.timed_out and not _wait_for_launcher(proc, deadline):
+                streams.timed_out = True
+        finally:  # whatever happened above (even KeyboardInterrupt), nothing outlives the call
+            _kill_tree(proc, uid)
         wall = time.monotonic() - started
         status_lines = _read_all(status_read).decode("utf-8", "replace").splitlines()
     finally:
@@ -541,17 +576,17 @@ def kill_processes_of_uid(uid: int, *, rounds: int = 50) -> bool:
 
 
 def _pids_of_uid(uid: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and _real_uid(int(entry)) == uid:
-            pids.append(int(entry))
-    return pids
+    """Live processes whose real uid is `uid` (zombies are dead already and cannot be killed)."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and _live_uid(int(entry)) == uid]
 
 
-def _real_uid(pid: int) -> int | None:
+def _live_uid(pid: int) -> int | None:
+    """The real uid of a live process; None for a zombie or a process that is gone."""
     try:
         with open(f"/proc/{pid}/status", "rb") as handle:
             for line in handle:
+                if line.startswith(b"State:") and line.split()[1] == b"Z":
+                    return None
                 if line.startswith(b"Uid:"):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):

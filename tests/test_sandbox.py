@@ -221,10 +221,16 @@ def test_a_run_ends_by_itself_when_its_parent_dies(namespaces):
     parent = subprocess.Popen([sys.executable, "-c", driver], cwd=PROJECT_DIR)
     try:
         assert wait_until(lambda: processes_with_marker(marker), timeout_s=15), "the program never started"
+        (launcher,) = psutil.Process(parent.pid).children()
+        workdir = json.loads(launcher.cmdline()[-2])["workdir"]
     finally:
         parent.kill()
         parent.wait()
     assert wait_until(lambda: not processes_with_marker(marker), timeout_s=15)
+    if IS_ROOT:  # the killed parent left its work dir behind; a later sweep removes it
+        assert os.path.isdir(workdir)
+        assert wait_until(lambda: workdir in sandbox.remove_stale_workdirs(min_age_s=0.5), timeout_s=10)
+        assert not os.path.exists(workdir)
 
 
 def test_writes_outside_the_work_dir_do_not_happen():
