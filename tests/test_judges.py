@@ -28,7 +28,13 @@ from rm_rewards.judges import (
     presentation_order,
 )
 from rm_rewards.judges.alignment import ALIGNMENT_SPECS
-from rm_rewards.llm import LLMClient, ResponseCache
+from rm_rewards.judges.templates import (
+    PAIRWISE_TEMPLATE,
+    PairwiseJudgement,
+    pointwise_output_model,
+    stepwise_output_model,
+)
+from rm_rewards.llm import LLMClient, ResponseCache, StructuredOutputError, parse_model
 from rm_rewards.schema import ChatMessage, Response, Sample, Step
 from tests.fake_openai import reply, status
 
@@ -386,6 +392,26 @@ def test_make_judge_builds_any_kind_from_a_spec(client) -> None:
         make_judge("kindness", "pairwise", client)
 
 
-def test_blank_principles_are_rejected(client) -> None:
+def test_bad_judge_configuration_is_rejected(client) -> None:
     with pytest.raises(ValueError, match="blank"):
         PointwiseJudge(client=client, principles=["ok", "  "])
+    with pytest.raises(ValueError, match="does not fit a pointwise judge"):
+        PointwiseJudge(client=client, template=PAIRWISE_TEMPLATE)
+
+
+def test_output_models_are_tolerant_of_form_but_strict_about_content() -> None:
+    text = (
+        '<think>maybe A?</think>Verdict: {"critique": "B is right", "winner": "answer b", "confidence": 0.9}'
+    )
+    assert parse_model(text, PairwiseJudgement).winner == "B"
+    assert parse_model('{"winner": "Tie."}', PairwiseJudgement).winner == "tie"
+    with pytest.raises(StructuredOutputError):
+        parse_model('{"winner": "both"}', PairwiseJudgement)
+    pointwise = parse_model('{"violated": [2, 1, 2], "score": "3"}', pointwise_output_model(2))
+    assert (pointwise.violated, pointwise.score) == ([1, 2], 3)
+    with pytest.raises(StructuredOutputError, match="fractional"):
+        parse_model('{"violated": [], "score": 2.5}', pointwise_output_model(2))
+    steps = parse_model(
+        '{"steps": [{"step": 2, "correct": false}, {"step": 1, "correct": true}]}', stepwise_output_model(2)
+    )
+    assert [s.step for s in steps.steps] == [1, 2]

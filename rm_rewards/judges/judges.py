@@ -26,7 +26,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from rm_rewards.judges.templates import (
     LISTWISE_TEMPLATE,
@@ -86,6 +86,17 @@ class LLMJudge(Reward):
         if blank:
             raise ValueError(f"entries {blank} are blank")
         return stripped
+
+    @model_validator(mode="after")
+    def _template_fits_kind(self) -> LLMJudge:
+        # The output model is chosen by kind; a template asking for another shape would turn every
+        # answer into a parse error, so say so at construction instead.
+        if not self.template.name.startswith(self.kind):
+            raise ValueError(
+                f"template {self.template.id!r} does not fit a {self.kind} judge "
+                f"(its name must start with {self.kind!r})"
+            )
+        return self
 
     def _unversioned_fields(self) -> set[str]:
         return {"client"}

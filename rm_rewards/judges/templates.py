@@ -123,6 +123,14 @@ class PointwiseJudgement(_Output):
     violated: list[int] = Field(description="1-based numbers of violated principles")
     score: int = Field(description="Overall grade")
 
+    @field_validator("violated", mode="before")
+    @classmethod
+    def _drop_repeats(cls, value: Any) -> Any:
+        # Naming a violated principle twice is sloppy, not wrong; drop repeats before the length check.
+        if isinstance(value, list) and all(isinstance(v, (int, str)) for v in value):
+            return list(dict.fromkeys(value))
+        return value
+
     @field_validator("violated")
     @classmethod
     def _known_principles(cls, value: list[int]) -> list[int]:
