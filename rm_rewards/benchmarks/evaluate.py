@@ -333,22 +333,36 @@ def _default_key(scorer: Reward | SampleScorer) -> str:
     return f"scorer:{getattr(scorer, '__name__', type(scorer).__name__)}"
 
 
-class _Applicability:
-    """Which items a reward applies to; an `applies_to` that raises is a failure, not a skip."""
+class _Run:
+    """One evaluation in progress: the checked inputs, which items the scorer applies to (an
+    `applies_to` that raises is a failure, not a skip), the samples to score, and the clock."""
 
-    def __init__(self, reward: Reward | None, items: Sequence[BenchmarkItem], pairwise: bool) -> None:
+    def __init__(
+        self,
+        benchmark: str,
+        items: Sequence[BenchmarkItem],
+        scorer: Reward | SampleScorer,
+        model_key: str | None,
+    ) -> None:
+        _check_inputs(benchmark, items)
+        self.started = time.perf_counter()
+        self.benchmark, self.items = benchmark, items
+        self.model_key = model_key or _default_key(scorer)
+        self.pairwise = isinstance(scorer, PairwiseReward)
+        reward = scorer if isinstance(scorer, Reward) else None
         self.evaluated: list[BenchmarkItem] = []
         self.not_applicable: dict[str, str] = {}  # item id -> reason
         self.check_errors: dict[str, str] = {}  # item id -> applies_to error
         for item in items:
-            reason = self._reason(reward, item, pairwise)
+            reason = self._reason(reward, item)
             if reason is None:
                 self.evaluated.append(item)
             else:
                 self.not_applicable[item.id] = reason
+        self.samples = [item_to_sample(item) for item in self.evaluated]
 
-    def _reason(self, reward: Reward | None, item: BenchmarkItem, pairwise: bool) -> str | None:
-        if pairwise and (unsupported := unsupported_reason(item)):
+    def _reason(self, reward: Reward | None, item: BenchmarkItem) -> str | None:
+        if self.pairwise and (unsupported := unsupported_reason(item)):
             return unsupported
         if reward is None:
             return None
@@ -358,38 +372,62 @@ class _Applicability:
             self.check_errors[item.id] = f"applies_to failed: {describe_error(exc)}"
             return None
 
+    def finish(
+        self, scored_at: float, report: RMBenchReport | RewardBench2Report | RMBReport | None, **parts: Any
+    ) -> EvaluationResult:
+        scoring_s = scored_at - self.started
+        evaluated = len(self.evaluated)
+        return EvaluationResult(
+            benchmark=self.benchmark,
+            model_key=self.model_key,
+            n_items=len(self.items),
+            n_evaluated=evaluated,
+            n_failed=0 if report is None else report.n_failed,
+            n_not_applicable=len(self.not_applicable),
+            not_applicable_ids=list(self.not_applicable),
+            not_applicable_reasons=dict(Counter(self.not_applicable.values())),
+            report=report,
+            timings=EvaluationTimings(
+                scoring_s=scoring_s,
+                report_s=time.perf_counter() - scored_at,
+                total_s=time.perf_counter() - self.started,
+                items_per_s=evaluated / scoring_s if evaluated and scoring_s > 0 else None,
+            ),
+            **parts,
+        )
 
-def _finish(
-    benchmark: str,
-    model_key: str,
-    items: Sequence[BenchmarkItem],
-    applicability: _Applicability,
-    started: float,
-    scored_at: float,
-    report: RMBenchReport | RewardBench2Report | RMBReport | None,
-    **parts: Any,
-) -> EvaluationResult:
-    report_s = time.perf_counter() - scored_at
-    scoring_s = scored_at - started
-    evaluated = len(applicability.evaluated)
-    return EvaluationResult(
-        benchmark=benchmark,
-        model_key=model_key,
-        n_items=len(items),
-        n_evaluated=evaluated,
-        n_failed=0 if report is None else report.n_failed,
-        n_not_applicable=len(applicability.not_applicable),
-        not_applicable_ids=list(applicability.not_applicable),
-        not_applicable_reasons=dict(Counter(applicability.not_applicable.values())),
-        report=report,
-        timings=EvaluationTimings(
-            scoring_s=scoring_s,
-            report_s=report_s,
-            total_s=time.perf_counter() - started,
-            items_per_s=evaluated / scoring_s if evaluated and scoring_s > 0 else None,
-        ),
-        **parts,
-    )
+    def from_reward_results(self, results: Sequence[RewardResult]) -> EvaluationResult:
+        return self._from_judgements(_from_results(self.evaluated, results))
+
+    def from_sample_scores(self, scores: Sequence[Sequence[Any]]) -> EvaluationResult:
+        return self._from_judgements(_from_scorer(self.evaluated, scores))
+
+    def _from_judgements(self, judgements: Judgements) -> EvaluationResult:
+        scored_at = time.perf_counter()
+        for item_id, error in self.check_errors.items():
+            scores, errors = judgements[item_id]
+            judgements[item_id] = ([None] * len(scores), [error] * len(errors))
+        table = {item_id: scores for item_id, (scores, _) in judgements.items()}
+        report = score_benchmark(self.benchmark, self.evaluated, table) if self.evaluated else None
+        rows = _rows(self.items, judgements, self.not_applicable)
+        return self.finish(scored_at, report, method="scores", scores=rows)
+
+    def from_verdicts(self, verdicts: list[JudgedPair]) -> EvaluationResult:
+        scored_at = time.perf_counter()
+        verdicts = [
+            v.model_copy(update={"winner": None, "error": self.check_errors[v.item_id]})
+            if v.item_id in self.check_errors
+            else v
+            for v in verdicts
+        ]
+        outcomes = pair_outcomes(self.evaluated, verdicts)
+        report = (
+            report_from_pair_outcomes(self.benchmark, self.evaluated, outcomes) if self.evaluated else None
+        )
+        consistency = consistency_report(verdicts) if verdicts else None
+        return self.finish(
+            scored_at, report, method="pair_verdicts", verdicts=verdicts, consistency=consistency
+        )
 
 
 # --- per-response scores: pointwise/listwise/stepwise rewards and checkpoint scorers -------------
@@ -446,12 +484,6 @@ def _from_scorer(items: Sequence[BenchmarkItem], scores: Sequence[Sequence[Any]]
     return out
 
 
-def _apply_check_errors(judgements: Judgements, applicability: _Applicability) -> None:
-    for item_id, error in applicability.check_errors.items():
-        scores, errors = judgements[item_id]
-        judgements[item_id] = ([None] * len(scores), [error] * len(errors))
-
-
 def _rows(
     items: Sequence[BenchmarkItem], judgements: Judgements, not_applicable: dict[str, str]
 ) -> list[ResponseScoreRow]:
@@ -476,69 +508,6 @@ def _rows(
     return rows
 
 
-def _scores_result(
-    benchmark: str,
-    model_key: str,
-    items: Sequence[BenchmarkItem],
-    applicability: _Applicability,
-    judgements: Judgements,
-    started: float,
-) -> EvaluationResult:
-    scored_at = time.perf_counter()
-    _apply_check_errors(judgements, applicability)
-    table = {item_id: scores for item_id, (scores, _) in judgements.items()}
-    report = score_benchmark(benchmark, applicability.evaluated, table) if applicability.evaluated else None
-    rows = _rows(items, judgements, applicability.not_applicable)
-    return _finish(
-        benchmark,
-        model_key,
-        items,
-        applicability,
-        started,
-        scored_at,
-        method="scores",
-        report=report,
-        scores=rows,
-    )
-
-
-def _pairs_result(
-    benchmark: str,
-    model_key: str,
-    items: Sequence[BenchmarkItem],
-    applicability: _Applicability,
-    verdicts: list[JudgedPair],
-    started: float,
-) -> EvaluationResult:
-    scored_at = time.perf_counter()
-    failed_checks = set(applicability.check_errors)
-    verdicts = [
-        v
-        if v.item_id not in failed_checks
-        else v.model_copy(update={"winner": None, "error": applicability.check_errors[v.item_id]})
-        for v in verdicts
-    ]
-    evaluated = applicability.evaluated
-    report = (
-        report_from_pair_outcomes(benchmark, evaluated, pair_outcomes(evaluated, verdicts))
-        if evaluated
-        else None
-    )
-    consistency = consistency_report(verdicts) if verdicts else None
-    return _finish(
-        benchmark,
-        model_key,
-        items,
-        applicability,
-        started,
-        scored_at,
-        method="pair_verdicts",
-        report=report,
-        verdicts=verdicts,
-        consistency=consistency,
-    )
-
-
 # --- entry points ------------------------------------------------------------------------------
 
 
@@ -554,22 +523,12 @@ def evaluate(
     """Score `items` of `benchmark` with a reward or a sample scorer (one score per response,
     None for none; e.g. a checkpoint's `score_samples`). An exception from a sample scorer (a
     checkpoint that will not load) propagates: the evaluation did not happen."""
-    _check_inputs(benchmark, items)
-    key = model_key or _default_key(scorer)
-    started = time.perf_counter()
+    run = _Run(benchmark, items, scorer, model_key)
     if isinstance(scorer, PairwiseReward):
-        applicability = _Applicability(scorer, items, pairwise=True)
-        verdicts = judge_items(scorer, applicability.evaluated, pair_orders, max_concurrency)
-        return _pairs_result(benchmark, key, items, applicability, verdicts, started)
+        return run.from_verdicts(judge_items(scorer, run.evaluated, pair_orders, max_concurrency))
     if isinstance(scorer, Reward):
-        applicability = _Applicability(scorer, items, pairwise=False)
-        samples = [item_to_sample(item) for item in applicability.evaluated]
-        results = scorer.evaluate_batch(samples, max_concurrency=max_concurrency)
-        judgements = _from_results(applicability.evaluated, results)
-    else:
-        applicability = _Applicability(None, items, pairwise=False)
-        judgements = _from_scorer(items, scorer([item_to_sample(item) for item in items]))
-    return _scores_result(benchmark, key, items, applicability, judgements, started)
+        return run.from_reward_results(scorer.evaluate_batch(run.samples, max_concurrency=max_concurrency))
+    return run.from_sample_scores(scorer(run.samples))
 
 
 async def aevaluate(
@@ -583,26 +542,16 @@ async def aevaluate(
 ) -> EvaluationResult:
     """`evaluate` for event loops: LLM judges run concurrently (up to `max_concurrency` calls in
     flight); sync rewards and sample scorers run in a worker thread so the loop stays free."""
-    _check_inputs(benchmark, items)
-    key = model_key or _default_key(scorer)
-    started = time.perf_counter()
+    run = _Run(benchmark, items, scorer, model_key)
     if isinstance(scorer, PairwiseReward):
-        applicability = _Applicability(scorer, items, pairwise=True)
-        verdicts = await ajudge_items(scorer, applicability.evaluated, pair_orders, max_concurrency)
-        return _pairs_result(benchmark, key, items, applicability, verdicts, started)
+        return run.from_verdicts(await ajudge_items(scorer, run.evaluated, pair_orders, max_concurrency))
+    if isinstance(scorer, Reward) and scorer.is_async:
+        return run.from_reward_results(
+            await scorer.aevaluate_batch(run.samples, max_concurrency=max_concurrency)
+        )
     if isinstance(scorer, Reward):
-        applicability = _Applicability(scorer, items, pairwise=False)
-        samples = [item_to_sample(item) for item in applicability.evaluated]
-        if scorer.is_async:
-            results = await scorer.aevaluate_batch(samples, max_concurrency=max_concurrency)
-        else:
-            results = await asyncio.to_thread(scorer.evaluate_batch, samples)
-        judgements = _from_results(applicability.evaluated, results)
-    else:
-        applicability = _Applicability(None, items, pairwise=False)
-        samples = [item_to_sample(item) for item in items]
-        judgements = _from_scorer(items, await asyncio.to_thread(scorer, samples))
-    return _scores_result(benchmark, key, items, applicability, judgements, started)
+        return run.from_reward_results(await asyncio.to_thread(scorer.evaluate_batch, run.samples))
+    return run.from_sample_scores(await asyncio.to_thread(scorer, run.samples))
 
 
 def _resolve(
