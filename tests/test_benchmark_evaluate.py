@@ -83,6 +83,8 @@ def test_parse_model_key_and_back() -> None:
         "checkpoint:a b",
         "checkpoint:x@0a1b2c3d",
         "reward:x@zz",
+        "checkpoint:a...b",
+        "checkpoint:a|b",
     ):
         with pytest.raises(ValueError, match="bad model key"):
             parse_model_key(bad)
@@ -99,6 +101,8 @@ def test_model_spec_validation_names_the_problem() -> None:
         RewardModel(reward="length_penalty", params={"max_length": object()})
     with pytest.raises(ValidationError):
         CheckpointModel(run_id="has space")
+    with pytest.raises(ValidationError):
+        CheckpointModel(run_id="run..1")  # Dagster rejects "..." in partition keys
     assert parse_evaluated_model({"kind": "checkpoint", "run_id": "bt-1"}) == CheckpointModel(run_id="bt-1")
     assert (
         parse_evaluated_model({"kind": "reward", "reward": "length_penalty"}).key == "reward:length_penalty"

@@ -79,8 +79,9 @@ NOT_APPLICABLE = "the reward does not apply to this item (applies_to is false)"
 
 # --- the evaluated model, and its partition key ------------------------------------------------
 
-_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_KEY = re.compile(r"^(reward|judge|checkpoint):([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([0-9a-f]{8}))?$")
+# Safe in Dagster partition keys: no "|", ",", "[", "]" (multi-partition syntax), no "..." (invalid).
+_KEY_PART = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]*$")
+_KEY = re.compile(r"^(reward|judge|checkpoint):((?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([0-9a-f]{8}))?$")
 
 
 class RewardModel(BaseModel):
@@ -152,8 +153,17 @@ class CheckpointModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["checkpoint"] = "checkpoint"
-    run_id: str = Field(pattern=_KEY_PART.pattern)
+    run_id: str
     path: str | None = None
+
+    @field_validator("run_id")
+    @classmethod
+    def _key_safe(cls, run_id: str) -> str:
+        if not _KEY_PART.match(run_id):
+            raise ValueError(
+                f"run_id {run_id!r} must be letters, digits, '_', '-' and single '.' (it goes into a partition key)"
+            )
+        return run_id
 
     @property
     def key(self) -> str:
@@ -185,7 +195,7 @@ def parse_model_key(key: str) -> ModelKey:
     if match is None:
         raise ValueError(
             f"bad model key {key!r}: expected reward:<name>, judge:<name> (optionally @<8 hex>) "
-            f"or checkpoint:<run-id>, names of letters, digits, '.', '_' and '-'"
+            f"or checkpoint:<run-id>, names of letters, digits, '_', '-' and single '.'"
         )
     prefix, name, variant = match.groups()
     if prefix == "checkpoint" and variant:
