@@ -355,7 +355,7 @@ def peer_timings(peer: dict | None) -> dict[str, Timing]:
         return {}
     return {
         name: Timing(r["seconds"], r["all_seconds"], peer["n_samples"], r["errored_samples"],
-                     r.get("correct_samples"))
+                     r.get("correct_samples"), extra={"cpu_seconds_by_process": {"rm-gallery": r["cpu_seconds"]}})
         for name, r in peer["rewards"].items()
     }
 
@@ -364,20 +364,22 @@ def table_row(label: str, mine: Timing | None, bare: Timing | None, peer: Timing
     overhead = f"{mine.seconds / bare.seconds - 1:+.0%}" if mine and bare else "—"
     cpu_overhead = f"{mine.cpu_seconds / bare.cpu_seconds - 1:+.0%}" if mine and bare and bare.cpu_seconds else "—"
     ratio = f"{mine.samples_per_s / peer.samples_per_s:.1f}×" if mine and peer else "—"
+    cpu_ratio = f"{peer.cpu_seconds / mine.cpu_seconds:.1f}×" if mine and peer and mine.cpu_seconds else "—"
     errors = f"{mine.errored_samples if mine else '—'} / {peer.errored_samples if peer else '—'}"
     return (f"| {label} | {_rate(mine and mine.samples_per_s)} | {_rate(bare and bare.samples_per_s)} "
-            f"| {overhead} | {cpu_overhead} | {_rate(peer and peer.samples_per_s)} | {ratio} | {errors} |")
+            f"| {overhead} | {cpu_overhead} | {_rate(peer and peer.samples_per_s)} | {ratio} | {cpu_ratio} "
+            f"| {errors} |")
 
 
 def report(mine: dict[str, Timing], bare: dict[str, Timing], peer: dict[str, Timing], n: int) -> str:
     lines = [
         (f"samples/s over {n:,} samples of 2 responses each; best of the repeats; "
          "overhead = rmforge time / bare loop time - 1, in wall time and in CPU time of all processes; "
-         "ratio = rmforge / rm-gallery samples/s"),
+         "ratio = rmforge / rm-gallery samples/s, and rm-gallery CPU seconds / rmforge CPU seconds"),
         "",
         ("| reward | rmforge samples/s | bare samples/s | overhead (wall) | overhead (CPU) "
-         "| rm-gallery samples/s | ratio | errored samples rmforge / rm-gallery |"),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+         "| rm-gallery samples/s | ratio (wall) | ratio (CPU) | errored samples rmforge / rm-gallery |"),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in REWARD_NAMES:
         lines.append(table_row(name, mine.get(name), bare.get(name), peer.get(name)))
