@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -45,7 +46,7 @@ def train_job_definition():
     return defs.resolve_job_def("train_job")
 
 
-def _execute(instance, job_factory, partition: str, run_config: dict | None = None) -> bool:
+def _execute(instance, job_factory, partition: str, run_config: dict | None = None, assets=None) -> bool:
     import dagster as dg
 
     result = dg.execute_job(
@@ -53,6 +54,7 @@ def _execute(instance, job_factory, partition: str, run_config: dict | None = No
         instance=instance,
         tags={"dagster/partition": partition},
         run_config=run_config or {},
+        asset_selection=assets,
     )
     print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
     return result.success
@@ -85,11 +87,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
     warehouse = Warehouse(default_database())
+    # Without the LLM: only the data and rule-scoring assets of the main job.
+    assets = [dg.AssetKey(k) for k in ("raw_rows", "converted_samples", "rule_scores")] if args.skip_llm else None
     failed = []
-    with _embedded_llm(), dg.DagsterInstance.get() as instance:
+    llm = contextlib.nullcontext() if args.skip_llm else _embedded_llm()
+    with llm, dg.DagsterInstance.get() as instance:
         for partition in partitions:
             print(f"materializing main_job for partition {partition} ...", flush=True)
-            if not _execute(instance, main_job_definition, partition):
+            if not _execute(instance, main_job_definition, partition, assets=assets):
                 failed.append(partition)
         if not args.skip_training and not failed and not _train_default(instance, warehouse, retrain=args.retrain):
             failed.append("training")
@@ -153,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize the main job for every (or the given) partition")
     run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
     run.add_argument("--skip-training", action="store_true", help="do not train the default checkpoint")
+    run.add_argument("--skip-llm", action="store_true", help="only the data and rule-scoring assets")
     run.add_argument("--retrain", action="store_true", help="train again even if this run key exists")
     run.set_defaults(handler=_run)
 

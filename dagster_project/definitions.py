@@ -7,12 +7,13 @@ from dagster_project.profiles import current_profile, resources_for
 from rm_assets.checkpoints import assets as checkpoint_assets
 from rm_assets.data import assets as data_assets
 from rm_assets.data import checks as data_checks
+from rm_assets.judging import assets as judging_assets
 
 # Steps run in separate processes; two at a time matches the 2-core default machine.
 executor = dg.multiprocess_executor.configured({"max_concurrent": 2})
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data_assets, checkpoint_assets]),
+    assets=dg.load_assets_from_modules([data_assets, judging_assets, checkpoint_assets]),
     asset_checks=dg.load_asset_checks_from_modules([data_checks]),
     jobs=[main_job, train_job],
     resources=resources_for(current_profile()),

@@ -6,9 +6,10 @@ from rm_assets.partitions import dataset_partitions, training_runs
 
 main_job = dg.define_asset_job(
     "main_job",
-    selection=dg.AssetSelection.groups("data", "scoring"),
+    selection=dg.AssetSelection.groups("data", "scoring", "judging"),
     partitions_def=dataset_partitions,
-    description="Raw rows → converted samples → scores, for one dataset partition per run.",
+    description="Raw rows → converted samples → rule scores, principles, LLM scores, refined samples; "
+    "one dataset partition per run.",
 )
 
 train_job = dg.define_asset_job(

@@ -22,6 +22,19 @@ from pydantic import Field
 
 from rm_rewards.schema import SAMPLE_COLUMNS
 
+# One row per sample × reward: per-response values as aligned lists (rm_rewards.scoring.result_to_row).
+_SCORE_COLUMNS: dict[str, str] = {
+    "partition": "VARCHAR",
+    "sample_id": "VARCHAR",
+    "reward_name": "VARCHAR",
+    "reward_version": "VARCHAR",
+    "scores": "DOUBLE[]",
+    "reasons": "VARCHAR[]",
+    "response_errors": "VARCHAR[]",
+    "error": "VARCHAR",
+    "input_hash": "VARCHAR",
+}
+
 # Every table the project writes, with its columns. `partition` is the Dagster partition key the
 # rows belong to; re-materialising a partition replaces exactly those rows.
 TABLES: dict[str, dict[str, str]] = {
@@ -42,16 +55,36 @@ TABLES: dict[str, dict[str, str]] = {
         "row_json": "VARCHAR",
         "run_id": "VARCHAR",
     },
-    "rule_scores": {
+    "rule_scores": {**_SCORE_COLUMNS, "run_id": "VARCHAR"},
+    # The principle sets learned per dataset partition (latest one is used by the judges).
+    "principle_sets": {
+        "partition": "VARCHAR",
+        "principle_set_id": "VARCHAR",
+        "scenario": "VARCHAR",
+        "principles_json": "VARCHAR",
+        "provenance_json": "VARCHAR",
+        "model": "VARCHAR",
+        "run_id": "VARCHAR",
+    },
+    "llm_scores": {
+        **_SCORE_COLUMNS,
+        "principle_set_id": "VARCHAR",
+        "model": "VARCHAR",
+        "run_id": "VARCHAR",
+    },
+    # Every refinement round of every refined response (round 0 is the original).
+    "refined_samples": {
         "partition": "VARCHAR",
         "sample_id": "VARCHAR",
-        "reward_name": "VARCHAR",
-        "reward_version": "VARCHAR",
-        "scores": "DOUBLE[]",
-        "reasons": "VARCHAR[]",
-        "response_errors": "VARCHAR[]",
+        "source_sample_id": "VARCHAR",
+        "round": "INTEGER",
+        "response_json": "VARCHAR",
+        "score": "DOUBLE",
+        "critique": "VARCHAR",
         "error": "VARCHAR",
-        "input_hash": "VARCHAR",
+        "is_best": "BOOLEAN",
+        "stop_reason": "VARCHAR",
+        "judge": "VARCHAR",
         "run_id": "VARCHAR",
     },
     # One row per training run (partition = run key), so benchmarks find checkpoints by key.
@@ -161,9 +194,14 @@ class Warehouse:
                 raise
 
     def query(self, sql: str, params: list[Any] | None = None):
-        """Run a read query and return a pandas DataFrame."""
+        """Run a read query and return a pandas DataFrame; list columns come back as Python lists
+        (DuckDB hands out numpy masked arrays, whose NULLs are easy to misread as numbers)."""
         with self.connect() as connection:
-            return connection.execute(sql, params or []).df()
+            frame = connection.execute(sql, params or []).df()
+        for column in frame.columns:
+            if frame[column].dtype == object and frame[column].map(_is_array).any():
+                frame[column] = frame[column].map(lambda v: v.tolist() if _is_array(v) else v)
+        return frame
 
     def read_partition(self, table: str, partition: str, *, order_by: str | None = None):
         order = f' ORDER BY "{order_by}"' if order_by else ""
@@ -172,6 +210,12 @@ class Warehouse:
     def count_by_partition(self, table: str) -> dict[str, int]:
         frame = self.query(f'SELECT "partition", count(*) AS n FROM "{table}" GROUP BY 1 ORDER BY 1')
         return dict(zip(frame["partition"], frame["n"].astype(int)))
+
+
+def _is_array(value: Any) -> bool:
+    import numpy as np
+
+    return isinstance(value, np.ndarray)
 
 
 def _create_table_sql(table: str, columns: Mapping[str, str]) -> str:
