@@ -6,6 +6,7 @@ Each materialization records its own calls, cache hits, retries, failures and to
 """
 
 import json
+import os
 
 import dagster as dg
 
@@ -51,9 +52,14 @@ def _usage_metadata(client, before) -> dict:
     return (client.stats.snapshot() - before).as_metadata()
 
 
+def local_budget(items: int) -> int | None:
+    """Default item budget: small on the embedded 135M model (local profile), everything elsewhere."""
+    return items if os.environ.get("RMFORGE_PROFILE", "local") == "local" else None
+
+
 class PrincipleConfig(dg.Config):
-    max_pairs: int | None = 4  # labelled training pairs to learn from; None = all
-    max_rounds: int = 2
+    max_pairs: int | None = local_budget(2)  # labelled training pairs to learn from; None = all
+    max_rounds: int = 1 if local_budget(1) else 3
     max_themes: int = 5
     scenario: str = "Answer the user's request helpfully, honestly and harmlessly."
 
@@ -116,7 +122,7 @@ def auto_principles(
 
 
 class LLMScoreConfig(dg.Config):
-    max_samples: int | None = 6  # per partition; None = all (a real endpoint)
+    max_samples: int | None = local_budget(6)  # per partition; None = all
 
 
 @dg.asset(
@@ -177,8 +183,8 @@ def llm_scores(
 
 
 class RefinementConfig(dg.Config):
-    max_samples: int | None = 3
-    max_rounds: int = 2
+    max_samples: int | None = local_budget(2)
+    max_rounds: int = 1 if local_budget(1) else 3
 
 
 def refinement_candidates(samples: list) -> list:
