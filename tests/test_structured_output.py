@@ -13,6 +13,8 @@ from rm_rewards.llm import (
     LLMClient,
     ResponseCache,
     StructuredOutputError,
+    cached_response_format,
+    cached_schema,
     extract_json_object,
     extract_number_tag,
     extract_tag,
@@ -189,6 +191,30 @@ def test_response_format_for_each_mode() -> None:
     }
     assert response_format_for(Verdict, "json_object") == {"type": "json_object"}
     assert response_format_for(Verdict, "prompt") is None
+    with pytest.raises(ValueError, match="unknown structured output mode 'jsonschema'"):
+        response_format_for(Verdict, "jsonschema")  # type: ignore[arg-type]
+
+
+def test_schema_is_built_once_per_model_and_callers_get_their_own_copy(monkeypatch) -> None:
+    class Fresh(BaseModel):  # a class no other test has asked about, so nothing is cached yet
+        score: int = Field(ge=0, le=4)
+
+    built = []
+    original = Fresh.model_json_schema.__func__
+
+    def counting(cls, *args, **kwargs):
+        built.append(cls)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Fresh, "model_json_schema", classmethod(counting))
+    first = response_format_for(Fresh)
+    first["json_schema"]["schema"]["properties"]["score"]["maximum"] = 99  # the caller's own copy
+    second = response_format_for(Fresh, "json_schema")
+    object_form = response_format_for(Fresh, "json_object_schema")
+    assert built == [Fresh]  # one schema build for every mode and call
+    assert second["json_schema"]["schema"]["properties"]["score"]["maximum"] == 4
+    assert object_form["schema"] == second["json_schema"]["schema"] == cached_schema(Fresh)
+    assert cached_response_format(Fresh) is cached_response_format(Fresh)  # the client's shared one
 
 
 # --- through the client ------------------------------------------------------------------------

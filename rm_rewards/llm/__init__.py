@@ -18,6 +18,8 @@ from rm_rewards.llm.ratelimit import TokenBucket
 from rm_rewards.llm.structured import (
     StructuredMode,
     StructuredOutputError,
+    cached_response_format,
+    cached_schema,
     extract_json_object,
     extract_number_tag,
     extract_tag,
@@ -44,6 +46,8 @@ __all__ = [
     "UsageSnapshot",
     "UsageStats",
     "cache_key",
+    "cached_response_format",
+    "cached_schema",
     "extract_json_object",
     "extract_number_tag",
     "extract_tag",

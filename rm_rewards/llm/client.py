@@ -50,7 +50,12 @@ from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key
 from rm_rewards.llm.config import LLMConfig
 from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
 from rm_rewards.llm.ratelimit import TokenBucket
-from rm_rewards.llm.structured import StructuredOutputError, parse_model, response_format_for
+from rm_rewards.llm.structured import (
+    StructuredOutputError,
+    cached_response_format,
+    cached_schema,
+    parse_model,
+)
 from rm_rewards.llm.usage import UsageStats
 from rm_rewards.schema import ChatMessage
 
@@ -307,7 +312,7 @@ class LLMClient:
             normalise_messages(messages), temperature, max_tokens, top_p, seed, stop, extra_body
         )
         if response_format is None and output_model is not None:
-            response_format = response_format_for(output_model, self.config.structured_output)
+            response_format = cached_response_format(output_model, self.config.structured_output)
         if response_format is not None:
             body["response_format"] = dict(response_format)
         key = self._key(body, output_model, template_version)
@@ -384,7 +389,7 @@ class LLMClient:
             messages=body["messages"],
             sampling=sampling,
             response_format=body.get("response_format"),
-            output_schema=output_model.model_json_schema() if output_model is not None else None,
+            output_schema=cached_schema(output_model) if output_model is not None else None,
             template_version=template_version,
         )
 

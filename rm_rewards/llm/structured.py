@@ -4,7 +4,10 @@ Two ways to ask, one way to read:
 
 - ask: `response_format_for(model, mode)` builds the `response_format` request field. Servers that
   support it (OpenAI, vLLM, llama.cpp's server) then constrain decoding to the schema; with
-  `mode="prompt"` nothing is sent and the prompt alone must ask for JSON.
+  `mode="prompt"` nothing is sent and the prompt alone must ask for JSON. The schema is built
+  once per model class (`cached_schema`, `cached_response_format`): pydantic's
+  `model_json_schema()` costs a few hundred microseconds, more than the rest of a judge call's
+  request building together, and the client needs it for every request.
 - read: `parse_model(text, model)` is tolerant of what models wrap JSON in (code fences, prose
   before and after, `<think>` blocks) but strict about the JSON itself: `json` only, never
   `eval`, no NaN/Infinity, and the object must validate against the pydantic model.
@@ -20,6 +23,8 @@ strict number parse and range check.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 import re
@@ -30,6 +35,8 @@ from pydantic import BaseModel, ValidationError
 StructuredMode = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+# Output model classes whose schema is kept (judges create one class per shape and reuse it).
+SCHEMA_MEMO_SIZE = 512
 # Parsing gives up on longer text: judge answers are a few KB, and the object scan is quadratic in
 # the worst case.
 MAX_TEXT_CHARS = 200_000
@@ -59,16 +66,31 @@ def response_format_for(
 
     `strict` stays off: OpenAI's strict mode rejects any schema with optional fields or without
     `additionalProperties: false`, which ordinary pydantic models have; validation happens here.
+    The answer is the caller's own copy (edit it freely); `cached_response_format` is the shared one.
     """
+    return copy.deepcopy(cached_response_format(model, mode))
+
+
+@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
+def cached_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model.model_json_schema()`, built once per model class. Shared by every caller: read only."""
+    return model.model_json_schema()
+
+
+@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
+def cached_response_format(model: type[BaseModel], mode: StructuredMode = "json_schema") -> dict[str, Any] | None:
+    """`response_format_for(model, mode)`, built once per (model, mode). Shared: read only."""
     if mode == "prompt":
         return None
     if mode == "json_object":
         return {"type": "json_object"}
     if mode == "json_object_schema":
-        return {"type": "json_object", "schema": model.model_json_schema()}
+        return {"type": "json_object", "schema": cached_schema(model)}
+    if mode != "json_schema":
+        raise ValueError(f"unknown structured output mode {mode!r}")
     return {
         "type": "json_schema",
-        "json_schema": {"name": _schema_name(model), "schema": model.model_json_schema(), "strict": False},
+        "json_schema": {"name": _schema_name(model), "schema": cached_schema(model), "strict": False},
     }
 
 
@@ -224,6 +246,8 @@ def extract_number_tag(
 __all__ = [
     "StructuredMode",
     "StructuredOutputError",
+    "cached_response_format",
+    "cached_schema",
     "extract_json_object",
     "extract_number_tag",
     "extract_tag",
