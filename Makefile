@@ -36,12 +36,14 @@ $(LLAMA_STAMP):
 run: install
 	$(BIN)/rmforge run
 
-test: install
-	$(BIN)/dagster definitions validate -w workspace.yaml
+test: validate
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# Validate the code location and show its schedules and sensors.
 validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dagster schedule list -w workspace.yaml
+	$(BIN)/dagster sensor list -w workspace.yaml
 
 lint: install
 	$(BIN)/ruff check .

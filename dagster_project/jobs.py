@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rm_assets.partitions import dataset_partitions, training_runs
+from rm_assets.partitions import benchmark_partitions, dataset_partitions, training_runs
 
 main_job = dg.define_asset_job(
     "main_job",
@@ -17,4 +17,11 @@ train_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("rm_checkpoints"),
     partitions_def=training_runs,
     description="Train a Bradley-Terry reward model; the partition key names the training run.",
+)
+
+benchmark_job = dg.define_asset_job(
+    "benchmark_job",
+    selection=dg.AssetSelection.assets("benchmark_reports"),
+    partitions_def=benchmark_partitions,
+    description="Score one evaluated model on one benchmark and render its report.",
 )

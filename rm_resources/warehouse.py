@@ -87,6 +87,30 @@ TABLES: dict[str, dict[str, str]] = {
         "judge": "VARCHAR",
         "run_id": "VARCHAR",
     },
+    # Per-response benchmark scores of one (benchmark × model) partition.
+    "benchmark_scores": {
+        "partition": "VARCHAR",
+        "benchmark": "VARCHAR",
+        "model_key": "VARCHAR",
+        "item_id": "VARCHAR",
+        "domain": "VARCHAR",
+        "response_index": "INTEGER",
+        "is_correct": "BOOLEAN",
+        "score": "DOUBLE",
+        "error": "VARCHAR",
+        "status": "VARCHAR",
+        "run_id": "VARCHAR",
+    },
+    # Append-only history of report summaries: the previous report of a model is the row before.
+    "benchmark_summaries": {
+        "partition": "VARCHAR",
+        "benchmark": "VARCHAR",
+        "model_key": "VARCHAR",
+        "headline": "DOUBLE",
+        "summary_json": "VARCHAR",
+        "created_at": "TIMESTAMP",
+        "run_id": "VARCHAR",
+    },
     # One row per training run (partition = run key), so benchmarks find checkpoints by key.
     "rm_checkpoints": {
         "partition": "VARCHAR",
@@ -177,11 +201,7 @@ class Warehouse:
             connection.execute("BEGIN TRANSACTION")
             try:
                 for table, partition, frame, where in writes:
-                    columns = TABLES[table]
-                    missing = [c for c in columns if c != "partition" and c not in frame.columns]
-                    if missing:
-                        raise ValueError(f"rows for {table} lack columns {missing}")
-                    frame = frame.assign(partition=partition)[list(columns)]
+                    frame = _shaped(table, partition, frame)
                     conditions = {"partition": partition, **(where or {})}
                     where_sql = " AND ".join(f'"{c}" = ?' for c in conditions)
                     connection.execute(f'DELETE FROM "{table}" WHERE {where_sql}', list(conditions.values()))
@@ -192,6 +212,15 @@ class Warehouse:
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
+
+    def append(self, table: str, partition: str, frame) -> int:
+        """Insert rows without replacing anything (history tables)."""
+        frame = _shaped(table, partition, frame)
+        with self.connect() as connection:
+            connection.register("incoming_rows", frame)
+            connection.execute(f'INSERT INTO "{table}" SELECT * FROM incoming_rows')
+            connection.unregister("incoming_rows")
+        return len(frame)
 
     def query(self, sql: str, params: list[Any] | None = None):
         """Run a read query and return a pandas DataFrame; list columns come back as Python lists
@@ -210,6 +239,15 @@ class Warehouse:
     def count_by_partition(self, table: str) -> dict[str, int]:
         frame = self.query(f'SELECT "partition", count(*) AS n FROM "{table}" GROUP BY 1 ORDER BY 1')
         return dict(zip(frame["partition"], frame["n"].astype(int)))
+
+
+def _shaped(table: str, partition: str, frame):
+    """The frame with the partition column added and the table's columns in order."""
+    columns = TABLES[table]
+    missing = [c for c in columns if c != "partition" and c not in frame.columns]
+    if missing:
+        raise ValueError(f"rows for {table} lack columns {missing}")
+    return frame.assign(partition=partition)[list(columns)]
 
 
 def _is_array(value: Any) -> bool:

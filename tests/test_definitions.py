@@ -28,6 +28,7 @@ def test_definitions_load_and_lineage_snapshot():
         "auto_principles": ["converted_samples"],
         "llm_scores": ["auto_principles", "converted_samples"],
         "refined_samples": ["auto_principles", "converted_samples"],
+        "benchmark_reports": ["rm_checkpoints"],
     }
 
 
@@ -41,6 +42,11 @@ def test_dataset_partitions_and_jobs():
     training = graph.get(dg.AssetKey("rm_checkpoints")).partitions_def
     assert isinstance(training, dg.DynamicPartitionsDefinition) and training.name == "training_runs"
     assert defs.resolve_job_def("train_job") is not None
+    benchmarks = graph.get(dg.AssetKey("benchmark_reports")).partitions_def
+    assert isinstance(benchmarks, dg.MultiPartitionsDefinition)
+    assert [d.name for d in benchmarks.partitions_defs] == ["benchmark", "model"]
+    assert {s.name for s in defs.schedules} == {"benchmark_schedule"}
+    assert {s.name for s in defs.sensors} == {"new_checkpoint_sensor"}
 
 
 def test_quarantine_check_is_blocking():
