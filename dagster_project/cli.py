@@ -46,6 +46,12 @@ def train_job_definition():
     return defs.resolve_job_def("train_job")
 
 
+def benchmark_job_definition():
+    from dagster_project.definitions import defs
+
+    return defs.resolve_job_def("benchmark_job")
+
+
 def _execute(instance, job_factory, partition: str, run_config: dict | None = None, assets=None) -> bool:
     import dagster as dg
 
@@ -53,25 +59,45 @@ def _execute(instance, job_factory, partition: str, run_config: dict | None = No
         dg.reconstructable(job_factory),
         instance=instance,
         tags={"dagster/partition": partition},
-        run_config=run_config or {},
+        # Step-by-step events stay in the run history (the UI); the console shows INFO and up.
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})},
         asset_selection=assets,
     )
     print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
     return result.success
 
 
-def _train_default(instance, warehouse, *, retrain: bool) -> bool:
-    """Train the default checkpoint once per (config, data version); a finished run is skipped."""
+def _train_default(instance, warehouse, *, retrain: bool) -> str | None:
+    """Train the default checkpoint once per (config, data version); a finished run is skipped.
+    Returns the training run key, or None when training failed."""
     from rm_assets.checkpoints.assets import TrainingRunConfig, training_data_versions, training_run_key
 
     config = TrainingRunConfig()
     key = training_run_key(config, training_data_versions(warehouse, config.datasets))
     if not retrain and warehouse.count_by_partition("rm_checkpoints").get(key):
         print(f"checkpoint {key} already trained on this data and config; skipping (--retrain to redo)")
-        return True
+        return key
     instance.add_dynamic_partitions("training_runs", [key])
     print(f"training reward model {key} on {', '.join(config.datasets)} ...", flush=True)
-    return _execute(instance, train_job_definition, key, {"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
+    ok = _execute(instance, train_job_definition, key, {"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
+    return key if ok else None
+
+
+def _benchmark(instance, models: list[str]) -> list[str]:
+    """Register the models and report each on every benchmark; returns the failed partitions."""
+    import dagster as dg
+
+    from rm_assets.partitions import BENCHMARKS
+
+    instance.add_dynamic_partitions("evaluated_models", models)
+    failed = []
+    for model in models:
+        for benchmark in BENCHMARKS:
+            partition = dg.MultiPartitionKey({"benchmark": benchmark, "model": model})
+            print(f"benchmark_reports {partition} ...", flush=True)
+            if not _execute(instance, benchmark_job_definition, partition):
+                failed.append(str(partition))
+    return failed
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -96,8 +122,15 @@ def _run(args: argparse.Namespace) -> int:
             print(f"materializing main_job for partition {partition} ...", flush=True)
             if not _execute(instance, main_job_definition, partition, assets=assets):
                 failed.append(partition)
-        if not args.skip_training and not failed and not _train_default(instance, warehouse, retrain=args.retrain):
-            failed.append("training")
+        run_key = None
+        if not args.skip_training and not failed:
+            run_key = _train_default(instance, warehouse, retrain=args.retrain)
+            failed += [] if run_key else ["training"]
+        if not args.skip_benchmarks and not failed:
+            from rm_assets.benchmarks.assets import default_models
+
+            models = [m for m in default_models() if not (args.skip_llm and m.startswith("judge:"))]
+            failed += _benchmark(instance, models + ([f"checkpoint:{run_key}"] if run_key else []))
     print(f"\nDuckDB warehouse: {warehouse.database}")
     for table in TABLES:
         counts = warehouse.count_by_partition(table)
@@ -158,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize the main job for every (or the given) partition")
     run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
     run.add_argument("--skip-training", action="store_true", help="do not train the default checkpoint")
-    run.add_argument("--skip-llm", action="store_true", help="only the data and rule-scoring assets")
+    run.add_argument("--skip-llm", action="store_true", help="no LLM assets and no LLM judge benchmarks")
+    run.add_argument("--skip-benchmarks", action="store_true", help="do not produce benchmark reports")
     run.add_argument("--retrain", action="store_true", help="train again even if this run key exists")
     run.set_defaults(handler=_run)
 

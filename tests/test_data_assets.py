@@ -136,7 +136,7 @@ def test_two_partitions_in_parallel_runs_both_land(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "RMFORGE_DATA_DIR": str(tmp_path / "data")}
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "dagster_project.cli", "run", "--skip-training", "--skip-llm", "--partition", partition],
+            [sys.executable, "-m", "dagster_project.cli", "run", "--skip-training", "--skip-llm", "--skip-benchmarks", "--partition", partition],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for partition in ("helpsteer2", "hh_rlhf_helpful")
