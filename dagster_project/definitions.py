@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from dagster_project.jobs import benchmark_job, main_job, train_job
+from dagster_project.jobs import benchmark_job, grm_train_job, main_job, train_job
 from dagster_project.schedules import benchmark_schedule
 from dagster_project.sensors import new_checkpoint_sensor
 from dagster_project.profiles import current_profile, resources_for
@@ -19,7 +19,7 @@ executor = dg.multiprocess_executor.configured({"max_concurrent": 2})
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([data_assets, judging_assets, checkpoint_assets, benchmark_assets]),
     asset_checks=dg.load_asset_checks_from_modules([data_checks, benchmark_checks]),
-    jobs=[main_job, train_job, benchmark_job],
+    jobs=[main_job, train_job, grm_train_job, benchmark_job],
     schedules=[benchmark_schedule],
     sensors=[new_checkpoint_sensor],
     resources=resources_for(current_profile()),

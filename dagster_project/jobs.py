@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rm_assets.partitions import benchmark_partitions, dataset_partitions, training_runs
+from rm_assets.partitions import benchmark_partitions, dataset_partitions, grm_training_runs, training_runs
 
 main_job = dg.define_asset_job(
     "main_job",
@@ -24,4 +24,11 @@ benchmark_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("benchmark_reports"),
     partitions_def=benchmark_partitions,
     description="Score one evaluated model on one benchmark and render its report.",
+)
+
+grm_train_job = dg.define_asset_job(
+    "grm_train_job",
+    selection=dg.AssetSelection.assets("grm_checkpoints"),
+    partitions_def=grm_training_runs,
+    description="Train a generative reward model with verl GRPO (GPUs); the partition key names the run.",
 )

@@ -16,6 +16,7 @@ import dagster as dg
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
 from rm_resources.ray_cluster import RayClusterResource
+from rm_resources.verl import VerlTrainerResource
 from rm_resources.warehouse import WarehouseResource, default_database
 
 PROFILES = ("local", "production")
@@ -37,6 +38,7 @@ def resources_for(profile: str) -> dict[str, Any]:
             # llama-cpp-python's server takes a schema only as {"type": "json_object", "schema": ...}.
             "llm": LLMClientResource(max_concurrency=4, timeout_s=300.0, structured_output="json_object_schema"),
             "ray": RayClusterResource(num_workers=1),
+            "verl": VerlTrainerResource(),
         }
     return {
         "datasets": DatasetSourceResource(mode=os.environ.get("RMFORGE_DATASET_MODE", "hub")),
@@ -51,6 +53,10 @@ def resources_for(profile: str) -> dict[str, Any]:
             address=os.environ.get("RMFORGE_RAY_ADDRESS"),
             num_workers=int(os.environ.get("RMFORGE_TRAIN_WORKERS", "2")),
             use_gpu=os.environ.get("RMFORGE_TRAIN_USE_GPU", "0") == "1",
+        ),
+        "verl": VerlTrainerResource(
+            n_gpus_per_node=int(os.environ.get("RMFORGE_VERL_GPUS_PER_NODE", "8")),
+            nnodes=int(os.environ.get("RMFORGE_VERL_NODES", "1")),
         ),
     }
 

@@ -16,3 +16,6 @@ evaluated_models = dg.DynamicPartitionsDefinition(name="evaluated_models")
 benchmark_partitions = dg.MultiPartitionsDefinition(
     {"benchmark": dg.StaticPartitionsDefinition(list(BENCHMARKS)), "model": evaluated_models}
 )
+
+# Generative reward models trained with verl GRPO: one partition per run (needs GPUs).
+grm_training_runs = dg.DynamicPartitionsDefinition(name="grm_training_runs")

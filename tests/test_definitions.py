@@ -25,6 +25,7 @@ def test_definitions_load_and_lineage_snapshot():
         "converted_samples": ["raw_rows"],
         "rule_scores": ["converted_samples"],
         "rm_checkpoints": ["converted_samples"],
+        "grm_checkpoints": ["converted_samples"],
         "auto_principles": ["converted_samples"],
         "llm_scores": ["auto_principles", "converted_samples"],
         "refined_samples": ["auto_principles", "converted_samples"],

@@ -6,8 +6,9 @@ import json
 import dagster as dg
 
 from rm_assets.data.assets import converted_samples
-from rm_assets.partitions import DATASETS, training_runs
+from rm_assets.partitions import DATASETS, grm_training_runs, training_runs
 from rm_resources.ray_cluster import RayClusterResource
+from rm_resources.verl import VerlTrainerResource
 from rm_resources.warehouse import WarehouseResource, default_data_dir
 
 
@@ -67,6 +68,25 @@ def _curve_markdown(history: list[dict]) -> str:
     )
 
 
+def _converted_samples(store, datasets: list[str], *, tasks: tuple[str, ...] = ("pairwise",)):
+    from rm_rewards.schema import samples_from_frame
+
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(DATASETS)}")
+    samples = []
+    for dataset in datasets:
+        placeholders = ", ".join("?" for _ in tasks)
+        frame = store.query(
+            f"SELECT * FROM converted_samples WHERE partition = ? AND task IN ({placeholders}) ORDER BY sample_id",
+            [dataset, *tasks],
+        )
+        samples.extend(samples_from_frame(frame))
+    if not samples:
+        raise ValueError(f"no converted {'/'.join(tasks)} samples in {datasets}: materialize converted_samples first")
+    return samples
+
+
 @dg.asset(
     partitions_def=training_runs,
     deps=[dg.AssetDep(converted_samples, partition_mapping=dg.AllPartitionMapping())],
@@ -84,22 +104,10 @@ def rm_checkpoints(
 ) -> dg.MaterializeResult:
     import pandas as pd
 
-    from rm_rewards.schema import samples_from_frame
     from training.config import BTTrainConfig
 
-    unknown = sorted(set(config.datasets) - set(DATASETS))
-    if unknown:
-        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(DATASETS)}")
     store = warehouse.get_warehouse()
-    samples = []
-    for dataset in config.datasets:
-        frame = store.query(
-            "SELECT * FROM converted_samples WHERE partition = ? AND task = 'pairwise' ORDER BY sample_id",
-            [dataset],
-        )
-        samples.extend(samples_from_frame(frame))
-    if not samples:
-        raise ValueError(f"no converted pairwise samples in {config.datasets}: materialize converted_samples first")
+    samples = _converted_samples(store, config.datasets)
     data_versions = training_data_versions(store, config.datasets)
 
     run_key = context.partition_key
@@ -141,3 +149,68 @@ def rm_checkpoints(
         data_version=dg.DataVersion(run_key),
     )
 
+
+
+class GRMTrainingConfig(dg.Config):
+    """A generative reward model trained with verl GRPO on A/B/tie verdicts and 0-4 grades."""
+
+    model_path: str  # the policy to train (a local HF folder, or a hub id where the hub is reachable)
+    datasets: list[str] = ["helpsteer2", "hh_rlhf_helpful"]
+    rollout_n: int = 8
+    total_epochs: int = 1
+    total_training_steps: int | None = None
+    train_batch_size: int = 32
+    learning_rate: float = 1e-6
+
+
+@dg.asset(
+    partitions_def=grm_training_runs,
+    deps=[dg.AssetDep(converted_samples, partition_mapping=dg.AllPartitionMapping())],
+    group_name="training",
+    kinds={"verl", "ray"},
+    pool="training",
+    code_version="1",
+    description="A generative reward model trained with verl GRPO (needs GPUs); progress and metrics via Pipes.",
+)
+def grm_checkpoints(
+    context: dg.AssetExecutionContext,
+    config: GRMTrainingConfig,
+    warehouse: WarehouseResource,
+    verl: VerlTrainerResource,
+) -> dg.MaterializeResult:
+    from rm_rewards.plots import line_chart_markdown
+    from training.verl_config import VerlGRPOConfig
+    from training.verl_export import export_verl_dataset
+
+    run_key = context.partition_key
+    store = warehouse.get_warehouse()
+    samples = _converted_samples(store, config.datasets, tasks=("pairwise", "pointwise"))
+    run_dir = default_data_dir() / "grm" / run_key
+    exported = export_verl_dataset(samples, run_dir / "data")
+    if "train" not in exported["paths"] or "test" not in exported["paths"]:
+        raise ValueError(f"need both train and test rows for verl; got {exported['rows']}")
+    grpo = VerlGRPOConfig(
+        model_path=config.model_path,
+        train_files=[exported["paths"]["train"]],
+        val_files=[exported["paths"]["test"]],
+        output_dir=str(run_dir / "checkpoints"),
+        experiment_name=run_key,
+        rollout_n=config.rollout_n,
+        total_epochs=config.total_epochs,
+        total_training_steps=config.total_training_steps,
+        train_batch_size=config.train_batch_size,
+        learning_rate=config.learning_rate,
+    )
+    reported = verl.train(context, grpo)
+    metadata = dict(reported.metadata or {})
+    curve = metadata.get("metrics_curve")
+    history = curve.value if curve is not None else []
+    numeric = sorted({k for row in history for k, v in row.items() if k != "step" and isinstance(v, (int, float))})
+    shown = [k for k in numeric if "reward" in k or "score" in k][:3] or numeric[:3]
+    metadata["metrics_plot"] = dg.MetadataValue.md(
+        line_chart_markdown({k: {k: [(r["step"], r[k]) for r in history if k in r]} for k in shown},
+                            title="verl GRPO")
+    )
+    metadata["exported_rows"] = dg.MetadataValue.json(exported["rows"])
+    metadata["training_data_versions"] = dg.MetadataValue.json(training_data_versions(store, config.datasets))
+    return dg.MaterializeResult(metadata=metadata, data_version=reported.data_version)
