@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VERL_STAMP := .venvs/verl/.ready
 LLAMA_VERSION := 0.3.36
 LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_VERSION)
 # llama.cpp built for portable x86-64 (AVX2): the native build uses AMX tiles and segfaults on
@@ -36,8 +37,13 @@ $(LLAMA_STAMP):
 run: install
 	$(BIN)/rmforge run
 
-test: validate
+test: validate $(VERL_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# verl 0.9.1 in its own venv (its antlr4 pin breaks Dagster): config composition tests run there.
+$(VERL_STAMP): training/setup_verl_venv.sh
+	bash training/setup_verl_venv.sh
+	touch $(VERL_STAMP)
 
 # Validate the code location and show its schedules and sensors.
 validate: install

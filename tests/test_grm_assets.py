@@ -7,7 +7,6 @@ tracker, so the whole Pipes path (launch, progress forwarding, final report) run
 
 from __future__ import annotations
 
-import sys
 import textwrap
 
 import dagster as dg
@@ -49,16 +48,28 @@ def warehouse_with_samples(tmp_path):
     return resources
 
 
+def _verl_python() -> str:
+    """The Pipes entry runs in verl's venv (dagster-pipes, no Dagster); `make test` creates it."""
+    from training.verl_launch import verl_python
+
+    try:
+        return str(verl_python())
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+
+
 def _run(tmp_path, resources, monkeypatch, config: GRMTrainingConfig):
     monkeypatch.setenv("RMFORGE_DATA_DIR", str(tmp_path / "data"))
     trainer = tmp_path / "fake_main_ppo.py"
     trainer.write_text(FAKE_TRAINER)
     from training.verl_config import grpo_overrides  # the real overrides reach the trainer
 
+    python = _verl_python()
+
     class StandIn(VerlTrainerResource):
         def train(self, context, grpo):
-            command = [sys.executable, str(trainer), *grpo_overrides(grpo)]
-            return VerlTrainerResource(python=sys.executable, trainer_command=command, poll_s=0.1).train(context, grpo)
+            command = [python, str(trainer), *grpo_overrides(grpo)]
+            return VerlTrainerResource(python=python, trainer_command=command, poll_s=0.1).train(context, grpo)
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("grm_training_runs", ["grm-1"])

@@ -19,7 +19,7 @@ VERL_VERSION="0.9.1"
 TORCH_VERSION="2.13.0"
 
 if [ -x "$VENV_DIR/bin/python" ] && \
-   "$VENV_DIR/bin/python" -c "import verl, sys; sys.exit(verl.__version__ != '$VERL_VERSION')" 2>/dev/null; then
+   "$VENV_DIR/bin/python" -c "import verl, dagster_pipes, sys; sys.exit(verl.__version__ != '$VERL_VERSION')" 2>/dev/null; then
   echo "verl venv ready: $VENV_DIR"
   exit 0
 fi
@@ -39,10 +39,11 @@ else
   "${PIP[@]}" "torch==$TORCH_VERSION"
 fi
 
-"${PIP[@]}" -c "$CONSTRAINTS" "verl==$VERL_VERSION" cachetools fastapi
+# dagster-pipes (no dependencies, no antlr4): how the verl process reports back to Dagster.
+"${PIP[@]}" -c "$CONSTRAINTS" "verl==$VERL_VERSION" cachetools fastapi "dagster-pipes>=1.13,<1.14"
 
 "$VENV_DIR/bin/python" - <<PY
-import torch, verl
+import torch, verl, dagster_pipes
 assert torch.__version__.startswith("$TORCH_VERSION"), torch.__version__
 assert not torch.version.cuda, f"a CUDA torch slipped in: {torch.version.cuda}"
 print(f"verl venv ready: $VENV_DIR (verl {verl.__version__}, torch {torch.__version__})")

@@ -24,8 +24,9 @@ class TrainingRunConfig(dg.Config):
     learning_rate: float = 3e-5
     margin: float = 0.0
     center_rewards_coefficient: float | None = None
-    max_train_pairs: int | None = None
-    max_eval_pairs: int | None = None
+    # ~10 minutes on 2 cores: 1,500 pairs × 2 epochs reached 67% held-out accuracy (bench/RESULTS.md).
+    max_train_pairs: int | None = 1500
+    max_eval_pairs: int | None = 400
     seed: int = 0
 
     def trainer_overrides(self) -> dict:
