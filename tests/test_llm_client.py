@@ -8,13 +8,16 @@ import email.utils
 import gc
 import logging
 import pickle
+import re
 import time
 
 import pytest
 
 from rm_rewards.kinds import run_sync
 from rm_rewards.llm import LLMClient, LLMConfig, LLMError, TokenBucket, UsageSnapshot, UsageStats
+from rm_rewards.llm import client as client_module
 from rm_rewards.llm.client import normalise_messages, parse_retry_after
+from rm_rewards.llm.transport import HTTPReply, env_proxy_for
 from rm_rewards.schema import ChatMessage
 from tests.conftest import CANARY_API_KEY
 from tests.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
@@ -26,6 +29,11 @@ def ask(client: LLMClient, text: str = "hello", **options):
             return await client.chat([{"role": "user", "content": text}], **options)
 
     return asyncio.run(go())
+
+
+def offline_client(llm_config) -> LLMClient:
+    """A client for reading replies handed to it directly (it never connects)."""
+    return LLMClient(llm_config(type("Nowhere", (), {"base_url": "http://127.0.0.1:9/v1"})))
 
 
 def ask_many(client: LLMClient, texts: list[str], **options):
@@ -65,7 +73,23 @@ def test_chat_sends_the_request_and_returns_the_answer(fake_openai, llm_config) 
 def test_extra_body_fields_are_sent(fake_openai, llm_config) -> None:
     ask(LLMClient(llm_config(fake_openai)), extra_body={"cache_prompt": True, "top_k": 20})
     body = fake_openai.bodies[0]
-    assert body["cache_prompt"] is True and body["top_k"] == 20
+    assert body["cache_prompt"] is True and body["top_k"] == 20 and "extra_body" not in body
+
+
+def test_chat_goes_out_with_the_sdk_clients_url_and_headers(fake_openai, llm_config) -> None:
+    ask(LLMClient(llm_config(fake_openai)), "héllo ✓")
+    [request] = fake_openai.requests
+    headers = {name.lower(): value for name, value in request["headers"].items()}
+    assert headers["user-agent"].startswith("AsyncOpenAI/Python")  # the SDK client's own headers
+    assert headers["content-type"] == "application/json"
+    assert "openai-organization" not in headers  # the SDK leaves it out when unset: so do we
+    assert request["body"]["messages"][0]["content"] == "héllo ✓"
+
+
+def test_a_body_that_is_not_json_is_refused_before_sending(fake_openai, llm_config) -> None:
+    with pytest.raises(ValueError, match="cannot be sent as JSON"):
+        ask(LLMClient(llm_config(fake_openai)), extra_body={"top_k": float("nan")})
+    assert fake_openai.request_count == 0
 
 
 def test_chat_many_keeps_order(fake_openai, llm_config) -> None:
@@ -240,6 +264,89 @@ def test_unreachable_server_is_a_connection_error(llm_config) -> None:
 
     result = ask(LLMClient(llm_config(Nowhere, max_retries=1)))
     assert result.error.reason == "connection" and result.error.attempts == 2
+
+
+def test_environment_proxy_is_used_unless_no_proxy_names_the_host(fake_openai, llm_config, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a proxy port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    through_proxy = ask(LLMClient(llm_config(fake_openai, max_retries=0)))
+    assert through_proxy.error.reason == "connection" and fake_openai.request_count == 0
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert ask(LLMClient(llm_config(fake_openai))).ok and fake_openai.request_count == 1
+
+
+def test_env_proxy_for_reads_the_scheme_then_all_proxy(monkeypatch) -> None:
+    import yarl
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "proxy.internal:3128")
+    assert env_proxy_for(yarl.URL("https://api.example.com/v1/chat/completions")) == "http://proxy.internal:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://tls-proxy:8443")
+    assert env_proxy_for(yarl.URL("https://api.example.com/v1")) == "http://tls-proxy:8443"
+    monkeypatch.setenv("NO_PROXY", ".example.com")
+    assert env_proxy_for(yarl.URL("https://api.example.com/v1")) is None
+
+
+@pytest.mark.parametrize(
+    ("reply_", "message"),
+    [
+        (HTTPReply(200, {}, b'{"choices": []}'), "no choices"),
+        (HTTPReply(200, {}, b'{"object": "error"}'), "no choices"),
+        (HTTPReply(200, {}, b'{"choices": [{"text": "completion API"}]}'), "choices[0] has no message"),
+        (HTTPReply(200, {}, b'{"choices": [{"message": {"content": ["a", "b"]}}]}'), "content is list"),
+        (HTTPReply(200, {}, b"\xff\xfe not utf-8"), "not JSON"),
+        (HTTPReply(204, {}, b""), "not JSON"),
+        (HTTPReply(302, {"location": "/elsewhere"}, b""), "HTTP 302 is not a chat completion"),
+    ],
+    ids=str,
+)
+def test_a_2xx_that_is_not_a_chat_completion_is_a_bad_response(llm_config, reply_, message) -> None:
+    client = offline_client(llm_config)
+    with pytest.raises(client_module._AttemptFailed, match=re.escape(message)) as caught:
+        client._completion(reply_)
+    assert caught.value.reason == "bad_response"
+
+
+def test_odd_usage_and_finish_fields_read_as_unknown(llm_config) -> None:
+    client = offline_client(llm_config)
+    body = b'{"choices": [{"message": {"content": "hi"}, "finish_reason": 3}], "usage": {"prompt_tokens": "7"}}'
+    completion = client._completion(HTTPReply(200, {}, body))
+    assert (completion.content, completion.finish_reason, completion.usage.total_tokens) == ("hi", None, 0)
+
+
+@pytest.mark.parametrize("padding", [0, 190, 380, 395, 5000])
+def test_error_text_is_redacted_before_it_is_cut(llm_config, padding) -> None:
+    # A non-JSON error page quoting the key at every offset around the cuts: no piece may survive.
+    client = offline_client(llm_config)
+    page = ("x" * padding + f" Authorization: Bearer {CANARY_API_KEY} " + "y" * 600).encode()
+    for status_code, body in ((502, page), (200, b"<html>" + page)):
+        with pytest.raises(client_module._AttemptFailed) as caught:
+            client._completion(HTTPReply(status_code, {}, body))
+        assert CANARY_API_KEY[:8] not in caught.value.message
+        assert len(caught.value.message) < 500
+
+
+def test_error_detail_prefers_openais_message_then_the_text() -> None:
+    assert client_module._error_detail(b'{"error": {"message": "model not loaded"}}') == "model not loaded"
+    assert client_module._error_detail(b'{"error": "overloaded"}') == "overloaded"
+    assert client_module._error_detail(b"<html>Bad gateway</html>") == "<html>Bad gateway</html>"
+    assert client_module._error_detail(b"") == "(no body)"
+
+
+def test_tls_context_is_built_once_per_client(fake_openai, llm_config, monkeypatch) -> None:
+    built = []
+    original = client_module.sdk_ssl_context
+    monkeypatch.setattr(client_module, "sdk_ssl_context", lambda: built.append(1) or original())
+    client = LLMClient(llm_config(fake_openai))
+    assert ask(client).ok and ask(client).ok  # two event loops, two sessions
+    assert built == [1]
 
 
 def test_one_failing_item_does_not_spoil_the_batch(fake_openai, llm_config) -> None:

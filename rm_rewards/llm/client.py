@@ -11,10 +11,10 @@ What it does for each `chat` call, in order:
    change the answer (`cache.cache_key`);
 2. answer from the cache when it can (zero HTTP);
 3. otherwise wait for the requests-per-minute and tokens-per-minute buckets, take one of
-   `max_concurrency` slots, and send; each attempt has a hard deadline (`asyncio.wait_for` on top
-   of the SDK's own timeout, which only bounds the gaps between bytes);
+   `max_concurrency` slots, and send; each attempt has a hard deadline (`asyncio.timeout` on top
+   of the connect and read timeouts, which only bound the gaps between bytes);
 4. retry timeouts, dropped connections, 408/409/429 and 5xx with exponential backoff and jitter,
-   honouring Retry-After; the SDK's own retries are off so every retry is ours and counted;
+   honouring Retry-After; every retry is ours and counted (the SDK's own retries are off);
 5. check the answer (non-empty; parses into `output_model` if one was given) and cache it only
    if it is good.
 
@@ -22,26 +22,38 @@ Failures are values: `chat` returns a `ChatResult` whose `error` is an `LLMError
 `reason`, so one bad item never takes a batch down. It raises only for caller bugs (malformed
 messages, bad arguments). Call `result.raise_for_error()` where an exception is wanted.
 
-Event loops: the SDK's HTTP session belongs to the event loop that opened it, and
-`kinds.run_sync` runs every batch on a fresh loop. The client therefore keeps one SDK client and
-one concurrency semaphore per running loop, and closes each one when its loop shuts down (see
-`_close_when_loop_ends`). Rate limits, cache and usage counters are shared by all loops.
+Transport: the `openai` SDK's `AsyncOpenAI` is the configured client (base URL, key, headers,
+`list_models`), but chat completions are posted by `transport.ChatTransport`, an aiohttp session
+using the SDK client's URL and headers: `chat.completions.create` costs ~1.2 ms of CPU per request
+in request transforms and response models, six times a direct post (figures and reasons in
+`transport`'s docstring). The request body is serialised here once per call, and the answer is
+read with `json.loads`; a 2xx body that is not a chat completion is a `bad_response`.
+
+Event loops: HTTP sessions belong to the event loop that opened them, and `kinds.run_sync` runs
+every batch on a fresh loop. The client therefore keeps one SDK client, one chat transport and
+one concurrency semaphore per running loop, and closes them when the loop shuts down (see
+`_close_when_loop_ends`). Rate limits, cache, usage counters and the TLS context are shared by
+all loops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import math
 import random
+import ssl
+import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import openai
 from pydantic import BaseModel
 from typing_extensions import Self
@@ -50,6 +62,7 @@ from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key
 from rm_rewards.llm.config import LLMConfig
 from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
 from rm_rewards.llm.ratelimit import TokenBucket
+from rm_rewards.llm.transport import ChatTransport, HTTPReply, sdk_ssl_context
 from rm_rewards.llm.structured import (
     StructuredOutputError,
     cached_response_format,
@@ -66,6 +79,12 @@ log = logging.getLogger(__name__)
 DEADLINE_GRACE_S = 0.1
 # Rough characters per token, for reserving tokens-per-minute before the server reports usage.
 CHARS_PER_TOKEN = 4
+# How much of an answer that is not JSON an error message quotes.
+PREVIEW_CHARS = 200
+# An error response's own message is kept up to LLMError's limit (after redaction, never before:
+# a cut could leave part of an echoed key).
+MAX_ERROR_DETAIL_CHARS = 400
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -134,21 +153,33 @@ class _AttemptFailed(Exception):
 @dataclass
 class _LoopState:
     sdk: openai.AsyncOpenAI
+    transport: ChatTransport
     slots: asyncio.Semaphore
     closer: AsyncIterator[None]
 
 
-async def _close_when_loop_ends(sdk: openai.AsyncOpenAI) -> AsyncIterator[None]:
+async def _close_when_loop_ends(sdk: openai.AsyncOpenAI, transport: ChatTransport) -> AsyncIterator[None]:
     """An async generator parked at its `yield` for the life of a loop.
 
     `asyncio.run` (and anything else that calls `loop.shutdown_asyncgens()`) closes every
     unfinished async generator of the loop before closing it; that runs this `finally`, which
-    closes the loop's HTTP session while the loop can still run it.
+    closes the loop's HTTP sessions while the loop can still run it.
     """
     try:
         yield
     finally:
-        await sdk.close()
+        try:
+            await transport.close()
+        finally:
+            await sdk.close()
+
+
+async def _within(seconds: float, awaitable: Awaitable[_T]) -> _T:
+    """`await awaitable`, or TimeoutError after `seconds` (cancelling it)."""
+    if sys.version_info >= (3, 11):  # a timer on the current task; wait_for costs a task per call
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - python 3.10
 
 
 def normalise_messages(messages: Sequence[ChatMessage | Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -217,6 +248,7 @@ class LLMClient:
         )
         self._states_lock = threading.Lock()
         self._random = random.Random()
+        self._ssl_context: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         cache = f", cache={self.cache!r}" if self.cache is not None else ""
@@ -254,7 +286,14 @@ class LLMClient:
         if state is not None:
             return state
         sdk = self._new_sdk_client()
-        state = _LoopState(sdk, asyncio.Semaphore(self.config.max_concurrency), _close_when_loop_ends(sdk))
+        transport = ChatTransport(
+            sdk,
+            timeout_s=self.config.timeout_s,
+            max_connections=self._max_connections(),
+            ssl_context=self._tls(),
+        )
+        slots = asyncio.Semaphore(self.config.max_concurrency)
+        state = _LoopState(sdk, transport, slots, _close_when_loop_ends(sdk, transport))
         await anext(state.closer)  # park the closer at its yield: the loop now knows about it
         with self._states_lock:
             self._forget_closed_loops()
@@ -263,12 +302,21 @@ class LLMClient:
             await state.closer.aclose()
         return winner
 
+    def _max_connections(self) -> int:
+        return max(100, self.config.max_concurrency)
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:  # a race builds two equal contexts; either will do
+            self._ssl_context = sdk_ssl_context()
+        return self._ssl_context
+
     def _new_sdk_client(self) -> openai.AsyncOpenAI:
         limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)  # httpx.Limits or httpx2.Limits
         http_client = openai.DefaultAioHttpClient(
             timeout=self.config.timeout_s,
+            verify=self._tls(),
             limits=limits_type(
-                max_connections=max(100, self.config.max_concurrency),
+                max_connections=self._max_connections(),
                 max_keepalive_connections=max(20, self.config.max_concurrency),
             ),
         )
@@ -396,11 +444,12 @@ class LLMClient:
     # --- sending ----------------------------------------------------------------------------
 
     async def _send_with_retries(self, body: dict[str, Any]) -> tuple[_Completion | LLMError, int]:
+        payload = _wire_json(body)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._send_once(body), attempt
+                return await self._send_once(body, payload), attempt
             except _AttemptFailed as failure:
                 if failure.reason not in RETRYABLE_REASONS:
                     return self._error(failure, attempt), attempt
@@ -435,7 +484,7 @@ class LLMClient:
         ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)  # "equal jitter"
 
-    async def _send_once(self, body: dict[str, Any]) -> _Completion:
+    async def _send_once(self, body: dict[str, Any], payload: bytes) -> _Completion:
         if self._rpm is not None:
             await self._rpm.acquire(1)
         reserved = self._estimate_tokens(body)
@@ -445,12 +494,10 @@ class LLMClient:
         async with state.slots:
             self.stats.add(requests=1)
             try:
-                response = await asyncio.wait_for(
-                    state.sdk.chat.completions.create(**body), self.config.timeout_s + DEADLINE_GRACE_S
-                )
+                reply = await _within(self.config.timeout_s + DEADLINE_GRACE_S, state.transport.post(payload))
             except Exception as exc:  # noqa: BLE001 - classified; CancelledError is not an Exception
                 raise self._classify(exc) from None
-        completion = self._completion(response)
+        completion = self._completion(reply)
         if self._tpm is not None:
             self._tpm.refund(reserved - completion.usage.total_tokens)
         self.stats.add(
@@ -464,12 +511,14 @@ class LLMClient:
         return prompt_chars // CHARS_PER_TOKEN + int(body["max_tokens"])
 
     def _classify(self, exc: Exception) -> _AttemptFailed:
-        """Map whatever one attempt raised to a reason and a redacted message."""
+        """Map whatever one attempt raised (aiohttp for chat, the SDK for `list_models`) to a reason
+        and a redacted message."""
         root = _root_cause(exc)
+        # The SDK's aiohttp adapter reports a refused connection as a connect *timeout*.
         refused = isinstance(root, OSError) and not isinstance(root, TimeoutError)
-        if isinstance(exc, (TimeoutError, openai.APITimeoutError)) and not refused:
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError, openai.APITimeoutError)) and not refused:
             return _AttemptFailed("timeout", f"no complete response within {self.config.timeout_s:g}s")
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, (openai.APIConnectionError, aiohttp.ClientError, OSError)):
             return _AttemptFailed("connection", self._clean(f"{type(root).__name__}: {root}"))
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
@@ -483,16 +532,23 @@ class LLMClient:
     def _clean(self, text: str) -> str:
         return redact(" ".join(str(text).split()), self._secrets)
 
-    def _completion(self, response: Any) -> _Completion:
-        choices = getattr(response, "choices", None)
-        if not choices:
-            raise _AttemptFailed("bad_response", "the response has no choices")
-        usage = getattr(response, "usage", None)
-        tokens = TokenUsage(
-            int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
-        )
-        message = choices[0].message
-        return _Completion(getattr(message, "content", None), choices[0].finish_reason, tokens)
+    def _completion(self, reply: HTTPReply) -> _Completion:
+        """The chat completion in a reply, or `_AttemptFailed` saying why there is none."""
+        if reply.status >= 400:
+            detail = self._clean(_error_detail(reply.body))[:MAX_ERROR_DETAIL_CHARS]
+            retry_after = parse_retry_after(reply.headers)
+            raise _AttemptFailed(
+                _status_reason(reply.status), f"HTTP {reply.status}: {detail}", reply.status, retry_after
+            )
+        if not 200 <= reply.status < 300:
+            raise _AttemptFailed("bad_response", f"HTTP {reply.status} is not a chat completion", reply.status)
+        try:
+            data = json.loads(reply.body)
+        except ValueError as exc:  # UnicodeDecodeError included
+            text = reply.body.decode("utf-8", errors="replace")
+            message = self._clean(f"the response is not JSON ({exc}): {text}")[:PREVIEW_CHARS]
+            raise _AttemptFailed("bad_response", message) from None
+        return _completion_from(data)
 
     # --- results ----------------------------------------------------------------------------
 
@@ -562,11 +618,58 @@ class LLMClient:
         )
 
 
+def _wire_json(body: Mapping[str, Any]) -> bytes:
+    """The request body as sent: `extra_body` fields merged at the top level (as the SDK does)."""
+    wire = {name: value for name, value in body.items() if name != "extra_body"}
+    wire.update(body.get("extra_body") or {})
+    try:
+        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the request cannot be sent as JSON: {exc}") from None
+
+
+def _error_detail(body: bytes) -> str:
+    """What an error response says: OpenAI's `error.message` (or a bare `error` string), else its text."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    error = data.get("error", data) if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"].strip():
+        return error["message"]
+    if isinstance(error, str) and error.strip():
+        return error
+    return body.decode("utf-8", errors="replace").strip() or "(no body)"
+
+
+def _completion_from(data: Any) -> _Completion:
+    """Content, finish reason and token counts of a chat completion's JSON, checked field by field."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise _AttemptFailed("bad_response", "the response has no choices")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise _AttemptFailed("bad_response", "choices[0] has no message")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise _AttemptFailed("bad_response", f"choices[0].message.content is {type(content).__name__}, not text")
+    finish_reason = choice.get("finish_reason")
+    usage = data.get("usage")
+    tokens = TokenUsage(_token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"))
+    return _Completion(content, finish_reason if isinstance(finish_reason, str) else None, tokens)
+
+
+def _token_count(usage: Any, name: str) -> int:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost exception behind the SDK's wrappers.
 
-    Needed because the SDK's aiohttp transport reports a refused connection as a connect
-    *timeout*; the OSError underneath says what really happened.
+    Needed because the SDK's aiohttp adapter (used by `list_models`) reports a refused connection
+    as a connect *timeout*; the OSError underneath says what really happened.
     """
     seen = {id(exc)}
     while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
