@@ -3,9 +3,9 @@
 import dagster as dg
 
 from dagster_project.jobs import benchmark_job, grm_train_job, main_job, train_job
+from dagster_project.profiles import current_profile, resources_for
 from dagster_project.schedules import benchmark_schedule
 from dagster_project.sensors import new_checkpoint_sensor
-from dagster_project.profiles import current_profile, resources_for
 from rm_assets.benchmarks import assets as benchmark_assets
 from rm_assets.benchmarks import checks as benchmark_checks
 from rm_assets.checkpoints import assets as checkpoint_assets

@@ -7,7 +7,12 @@ import json
 import dagster as dg
 import pytest
 
-from rm_assets.checkpoints.assets import TrainingRunConfig, rm_checkpoints, training_data_versions, training_run_key
+from rm_assets.checkpoints.assets import (
+    TrainingRunConfig,
+    rm_checkpoints,
+    training_data_versions,
+    training_run_key,
+)
 from rm_assets.data.assets import converted_samples, raw_rows
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.ray_cluster import RayClusterResource

@@ -31,11 +31,7 @@ from typing import Literal
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.items import BenchmarkItem, item_to_sample
 from rm_rewards.benchmarks.reports import BenchmarkReport, RMBenchDomainResult, RMBenchReport
-from rm_rewards.benchmarks.scoring import (
-    RM_BENCH_REPORT_DOMAINS,
-    rm_bench_report_domain,
-    score_benchmark,
-)
+from rm_rewards.benchmarks.scoring import rm_bench_report, score_benchmark
 from rm_rewards.kinds import PairwiseReward, PairwiseVerdict, describe_error, run_sync
 from rm_rewards.schema import Sample
 
@@ -180,24 +176,8 @@ def _rm_bench_domain(
 
 
 def _rm_bench_report(items: Sequence[BenchmarkItem], table: dict[str, PairOutcomes]) -> RMBenchReport:
-    by_domain: dict[str, list[BenchmarkItem]] = {}
-    for item in items:
-        by_domain.setdefault(rm_bench_report_domain(item.domain), []).append(item)
-    order = [d for d in RM_BENCH_REPORT_DOMAINS if d in by_domain] + sorted(
-        set(by_domain) - set(RM_BENCH_REPORT_DOMAINS)
-    )
-    domains = [_rm_bench_domain(d, by_domain[d], table) for d in order]
-    return RMBenchReport(
-        domains=domains,
-        missing_domains=[d for d in RM_BENCH_REPORT_DOMAINS if d not in by_domain],
-        hard=fmean(d.hard for d in domains),
-        normal=fmean(d.normal for d in domains),
-        easy=fmean(d.easy for d in domains),
-        total=fmean(d.average for d in domains),
-        n_items=len(items),
-        n_failed=sum(_failed(table[item.id]) for item in items),
-        n_missing=0,
-    )
+    counts = {"n_items": len(items), "n_failed": sum(_failed(table[item.id]) for item in items), "n_missing": 0}
+    return rm_bench_report(items, lambda domain, group: _rm_bench_domain(domain, group, table), counts)
 
 
 def encode_as_scores(item: BenchmarkItem, outcomes: PairOutcomes) -> list[float | None]:

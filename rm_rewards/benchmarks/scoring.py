@@ -16,7 +16,7 @@ shrink the denominator) and never replaced by a default (which could make it rig
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import fmean
 
 from rm_rewards.benchmarks.items import BenchmarkItem, ScoreTable, clean_score
@@ -122,13 +122,22 @@ def score_rm_bench(items: Sequence[BenchmarkItem], scores: ScoreTable) -> RMBenc
     if odd:
         raise ValueError(f"rm_bench: items {odd[:3]} do not have 3 chosen and 3 rejected responses")
     table = _Table(items, scores)
+    return rm_bench_report(items, lambda domain, group: _rm_bench_domain(domain, group, table), table.counts(items))
+
+
+def rm_bench_report(
+    items: Sequence[BenchmarkItem],
+    score_domain: Callable[[str, list[BenchmarkItem]], RMBenchDomainResult],
+    counts: dict[str, int],
+) -> RMBenchReport:
+    """Group items into RM-Bench's report domains (safety pooled), score each, average across them."""
     by_domain: dict[str, list[BenchmarkItem]] = {}
     for item in items:
         by_domain.setdefault(rm_bench_report_domain(item.domain), []).append(item)
     order = [d for d in RM_BENCH_REPORT_DOMAINS if d in by_domain] + sorted(
         set(by_domain) - set(RM_BENCH_REPORT_DOMAINS)
     )
-    domains = [_rm_bench_domain(d, by_domain[d], table) for d in order]
+    domains = [score_domain(d, by_domain[d]) for d in order]
     return RMBenchReport(
         domains=domains,
         missing_domains=[d for d in RM_BENCH_REPORT_DOMAINS if d not in by_domain],
@@ -136,7 +145,7 @@ def score_rm_bench(items: Sequence[BenchmarkItem], scores: ScoreTable) -> RMBenc
         normal=fmean(d.normal for d in domains),
         easy=fmean(d.easy for d in domains),
         total=fmean(d.average for d in domains),
-        **table.counts(items),
+        **counts,
     )
 
 
