@@ -17,6 +17,12 @@ from rm_resources.llm import LLMClientResource
 from rm_resources.warehouse import WarehouseResource
 
 
+# Every LLM-calling asset: per dataset, in the `llm` pool so parallel runs queue for the endpoint.
+LLM_ASSET = dict(
+    partitions_def=dataset_partitions, group_name="judging", kinds={"openai", "duckdb"}, pool="llm", code_version="1"
+)
+
+
 def _load_samples(warehouse, dataset: str, *, task: str | None = None, split: str | None = None):
     from rm_rewards.schema import samples_from_frame
 
@@ -65,12 +71,8 @@ class PrincipleConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=dataset_partitions,
+    **LLM_ASSET,
     deps=[converted_samples],
-    group_name="judging",
-    kinds={"openai", "duckdb"},
-    pool="llm",
-    code_version="1",
     description="Principles learned from the partition's preference pairs (propose → evaluate → revise → "
     "select → merge), with provenance and judge agreement before and after.",
 )
@@ -126,12 +128,8 @@ class LLMScoreConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=dataset_partitions,
+    **LLM_ASSET,
     deps=[converted_samples, auto_principles],
-    group_name="judging",
-    kinds={"openai", "duckdb"},
-    pool="llm",
-    code_version="1",
     description="Principle-based LLM judge scores: pairwise samples judged in both orders (position "
     "inconsistency reported), pointwise samples graded 0-4; one row per sample × judge.",
 )
@@ -207,12 +205,8 @@ def refinement_candidates(samples: list) -> list:
 
 
 @dg.asset(
-    partitions_def=dataset_partitions,
+    **LLM_ASSET,
     deps=[converted_samples, auto_principles],
-    group_name="judging",
-    kinds={"openai", "duckdb"},
-    pool="llm",
-    code_version="1",
     description="Responses improved by critique-and-rewrite rounds; every round kept with its score.",
 )
 def refined_samples(
