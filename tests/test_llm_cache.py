@@ -10,12 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key
+from rm_rewards.llm import cache as cache_module
 from tests.conftest import CANARY_API_KEY
 from tests.fake_openai import reply, status
 
@@ -95,6 +98,90 @@ def test_store_survives_pickling_and_reopening(cache: ResponseCache) -> None:
     assert clone.get("k").content == "answer"
     cache.close()
     assert cache.get("k").content == "answer"  # reopens on use
+
+
+def _entry(text: str = "answer") -> CachedResponse:
+    return CachedResponse(text, "stop", 5, 2, model="m", template_version="t", created_at=1.0)
+
+
+def test_async_get_and_put_run_on_the_loop_without_threads(cache, monkeypatch) -> None:
+    def no_threads(*args, **kwargs):
+        raise AssertionError("an uncontended cache call was handed to a thread")
+
+    monkeypatch.setattr(cache_module.asyncio, "to_thread", no_threads)
+
+    async def go():
+        await cache.aput("k", _entry())
+        return await cache.aget("k"), await cache.aget("missing")
+
+    assert asyncio.run(go()) == (_entry(), None)
+    assert cache.get("k") == _entry()  # the synchronous side sees it
+
+
+def test_a_held_write_lock_sends_puts_to_a_thread_and_the_loop_keeps_running(cache) -> None:
+    cache.put("old", _entry("old"))
+    holder = sqlite3.connect(cache.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process mid-write: the write lock is taken
+    holder.execute("INSERT INTO responses VALUES ('x', 'm', 't', 'x', NULL, 0, 0, 0)")
+    release = threading.Timer(0.4, holder.execute, ("COMMIT",))
+
+    async def go():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.ensure_future(ticker())
+        read_under_lock = await cache.aget("old")  # WAL readers are not blocked by a writer
+        release.start()
+        started = time.monotonic()
+        await cache.aput("new", _entry("new"))  # waits for the lock, in a worker thread
+        waited = time.monotonic() - started
+        ticking.cancel()
+        return read_under_lock, waited, ticks
+
+    read_under_lock, waited, ticks = asyncio.run(go())
+    holder.close()
+    assert read_under_lock == _entry("old")
+    assert waited >= 0.3 and ticks >= 10  # the loop ran on while the put waited
+    assert cache.get("new") == _entry("new") and "x" in cache
+
+
+def test_inline_puts_checkpoint_the_wal_in_a_worker_thread(cache, monkeypatch) -> None:
+    monkeypatch.setattr(cache_module, "CHECKPOINT_EVERY_PUTS", 4)
+    checkpoints = []
+    original = cache.checkpoint
+    monkeypatch.setattr(cache, "checkpoint", lambda: checkpoints.append(threading.get_ident()) or original())
+
+    async def go():
+        for i in range(10):
+            await cache.aput(f"k{i}", _entry())
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(go())
+    assert len(checkpoints) == 2 and loop_thread not in checkpoints
+    assert len(cache) == 10
+
+
+def test_connections_of_ended_threads_are_closed(cache) -> None:
+    opened = []
+
+    def one_lookup():
+        cache.get("k")
+        opened.append(cache._connection())
+
+    for _ in range(4):  # one after another, as a fresh loop per batch in a fresh thread does
+        worker = threading.Thread(target=one_lookup)
+        worker.start()
+        worker.join()
+    assert len(cache._connections) == 2  # this thread's, and the last worker's
+    for connection in opened[:-1]:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            connection.execute("SELECT 1")
+    assert opened[-1].execute("SELECT 1").fetchone() == (1,)
 
 
 def test_bad_cache_path_fails_at_construction(tmp_path) -> None:
