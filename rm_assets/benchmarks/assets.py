@@ -1,7 +1,8 @@
 """Benchmark reports: one partition per (benchmark × evaluated model).
 
-A model is a registry reward (`reward:<rule>`), an LLM judge (`judge:<name>`) or a trained
-checkpoint (`checkpoint:<training run>`). Per-response scores go to DuckDB, summary metrics to
+A model is a registry reward (`reward:<rule>`), an LLM judge (`judge:<name>`), the pointwise judge
+with the principles learned on a dataset (`principles:<dataset>`), or a trained checkpoint
+(`checkpoint:<training run>`). Per-response scores go to DuckDB, summary metrics to
 the materialization's metadata, and a markdown report with a plot and the change since the
 model's previous report renders in the Dagster UI.
 """
@@ -18,8 +19,9 @@ from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
 from rm_resources.warehouse import WarehouseResource
 
-# What the sensor registers for benchmarking besides every trained checkpoint.
-DEFAULT_MODELS = ("reward:length_penalty", "judge:helpfulness_pointwise")
+# What the sensor registers for benchmarking besides every trained checkpoint: a rule, the LLM
+# judge with its default principles, and the same judge with the principles learned on HelpSteer2.
+DEFAULT_MODELS = ("reward:length_penalty", "judge:helpfulness_pointwise", "principles:helpsteer2")
 
 
 def default_models() -> list[str]:
@@ -46,6 +48,22 @@ def _checkpoint_path(warehouse, run_key: str) -> str:
     if frame.empty:
         raise ValueError(f"no trained checkpoint {run_key!r} in the warehouse: materialize rm_checkpoints first")
     return frame["path"][0]
+
+
+def _principles_judge(warehouse, dataset: str, client):
+    """A pointwise judge with the principle set `auto_principles` learned for `dataset`."""
+    from rm_rewards.judges import PointwiseJudge
+
+    frame = warehouse.query(
+        "SELECT principle_set_id, scenario, principles_json FROM principle_sets WHERE partition = ?", [dataset]
+    )
+    if frame.empty:
+        raise ValueError(f"no principle set for {dataset!r}: materialize auto_principles for it first")
+    principles = json.loads(frame["principles_json"][0])
+    if not principles:
+        raise ValueError(f"the principle set for {dataset!r} is empty (no principle survived): nothing to evaluate")
+    judge = PointwiseJudge(client=client, scenario=frame["scenario"][0], principles=principles)
+    return judge.named(f"principles_{frame['principle_set_id'][0]}")
 
 
 def _previous_summary(warehouse, partition: str) -> dict | None:
@@ -80,7 +98,7 @@ def benchmark_reports(
     import pandas as pd
 
     from rm_rewards.benchmarks import load_benchmark
-    from rm_rewards.benchmarks.evaluate import CheckpointModel, evaluate_model, model_from_key
+    from rm_rewards.benchmarks.evaluate import evaluate, evaluate_model, model_from_key
     from rm_rewards.benchmarks.report import render_report
 
     keys = context.partition_key.keys_by_dimension
@@ -89,23 +107,27 @@ def benchmark_reports(
     store = warehouse.get_warehouse()
 
     items = load_benchmark(benchmark, source="hub" if datasets.mode == "hub" else "bundled")
-    checkpoint_path = None
-    if model_key.startswith("checkpoint:"):
-        checkpoint_path = _checkpoint_path(store, model_key.split(":", 1)[1])
-    model = model_from_key(model_key, checkpoint_path=checkpoint_path)
-
     client = None
-    if isinstance(model, CheckpointModel):
+    if model_key.startswith("principles:"):
+        client = llm.get_client()
+        before = client.stats.snapshot()
+        judge = _principles_judge(store, model_key.split(":", 1)[1], client)
+        items = spread_subset(items, config.max_judge_items)
+        result = evaluate(benchmark, items, judge, model_key=model_key)
+    elif model_key.startswith("checkpoint:"):
         from training.bt_trainer import score_samples
 
+        checkpoint_path = _checkpoint_path(store, model_key.split(":", 1)[1])
+        model = model_from_key(model_key, checkpoint_path=checkpoint_path)
         result = evaluate_model(
             benchmark, items, model, checkpoint_scorer=functools.partial(score_samples, checkpoint_path)
         )
     else:
+        model = model_from_key(model_key)
         if model.is_llm:
             client = llm.get_client()
+            before = client.stats.snapshot()
             items = spread_subset(items, config.max_judge_items)
-        before = client.stats.snapshot() if client else None
         result = evaluate_model(benchmark, items, model, client=client)
 
     previous = _previous_summary(store, partition)

@@ -16,7 +16,6 @@ from rm_assets.partitions import dataset_partitions
 from rm_resources.llm import LLMClientResource
 from rm_resources.warehouse import WarehouseResource
 
-
 # Every LLM-calling asset: per dataset, in the `llm` pool so parallel runs queue for the endpoint.
 LLM_ASSET = dict(
     partitions_def=dataset_partitions, group_name="judging", kinds={"openai", "duckdb"}, pool="llm", code_version="1"
