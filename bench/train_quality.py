@@ -1,12 +1,13 @@
 """Quality and speed of the default Bradley-Terry schedule on bundled HH-RLHF harmless pairs.
 
-    .venv/bin/python bench/train_throughput.py [--train-pairs 1500] [--eval-pairs 400] [--epochs 2]
+    .venv/bin/python bench/train_quality.py [--train-pairs 1500] [--eval-pairs 400] [--epochs 2]
 
 Converts `rm_rewards/bundled_data/hh_rlhf/harmless-base_test.jsonl.gz` with the project's HH-RLHF
 converter (A/B-swapped samples; `pairs_from_samples` folds the copies back), trains the default
 backbone (all-MiniLM-L6-v2) with the default BTTrainConfig in this process, and reports held-out
 pairwise accuracy before training (untrained backbone + random score head) and after every
-epoch, training tokens/s and wall time. Writes a JSON summary to bench/out/train_throughput.json.
+epoch, training tokens/s and wall time. Writes a JSON summary to bench/out/train_quality.json.
+(Speed against TRL's RewardTrainer on the same work: bench/train_throughput.py.)
 Takes ~10 minutes on 2 free cores: run it alone.
 
 Measured 2026-11-29 with the defaults (1,500 train / 400 held-out pairs, 9 of 2,312 rows
@@ -64,7 +65,7 @@ def main() -> None:
     epochs = [row for row in result.history if row["kind"] == "epoch"]
     evals = [row for row in result.history if row["kind"] == "eval"]
     summary = {
-        "command": "bench/train_throughput.py "
+        "command": "bench/train_quality.py "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "rows_in_file": len(rows),
         "quarantined_rows": len(converted.quarantined),
@@ -80,7 +81,7 @@ def main() -> None:
         "final_checkpoint": result.final_checkpoint,
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "train_throughput.json").write_text(json.dumps(summary, indent=2))
+    (OUT / "train_quality.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 
 
