@@ -22,6 +22,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "rm_rewards.rules.style",
     "rm_rewards.rules.format",
     "rm_rewards.rules.code",
+    "rm_rewards.rules.classifier",
     "rm_rewards.judges",
 )
 
