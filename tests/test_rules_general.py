@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
+import re
+from collections import Counter
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from rm_rewards import registry
+from rm_rewards.rules import general
 from rm_rewards.rules.general import (
     extract_numbers,
     lcs_length,
@@ -154,3 +160,158 @@ def test_long_inputs_stay_fast() -> None:
     numbers = " ".join(str(k) for k in range(100_000))
     assert number_accuracy(numbers, numbers) == 1.0
     assert time.monotonic() - started < 5
+
+
+# --- the fast paths compute what the plain definitions compute -------------------------------
+# The plain definitions, as the rules were first written: the fast paths in general.py (ASCII
+# tokenizer, number regex that opens with a character set, per-reference caches) must agree.
+
+_PLAIN_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_PLAIN_TOKEN_RE = re.compile(rf"[{_PLAIN_CJK}]|[^\W{_PLAIN_CJK}]+")
+_PLAIN_APOSTROPHE_RE = re.compile(r"(?<=\w)['\u2019](?=\w)")
+_PLAIN_NUMBER_RE = re.compile(
+    r"(?<![\w.])[-+\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\d])"
+    r"|(?<![\w.])[-+\u2212]?\.\d+(?![\d])"
+)
+
+
+def plain_tokenize(text: str) -> list[str]:
+    return _PLAIN_TOKEN_RE.findall(_PLAIN_APOSTROPHE_RE.sub("", text.lower()))
+
+
+def plain_extract_numbers(text: str) -> list[float]:
+    out = []
+    for match in _PLAIN_NUMBER_RE.finditer(text):
+        try:
+            out.append(float(match.group().replace(",", "").replace("\u2212", "-")))
+        except (ValueError, OverflowError):
+            continue
+    return [n for n in out if math.isfinite(n)]
+
+
+def plain_f_measure(overlap: float, n_candidate: int, n_reference: int) -> float:
+    if n_candidate == 0 and n_reference == 0:
+        return 1.0
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / n_candidate, overlap / n_reference
+    return 2 * precision * recall / (precision + recall)
+
+
+def plain_token_f1(candidate: str, reference: str) -> float:
+    cand = [t for t in plain_tokenize(candidate) if t not in {"a", "an", "the"}]
+    ref = [t for t in plain_tokenize(reference) if t not in {"a", "an", "the"}]
+    return plain_f_measure(sum((Counter(cand) & Counter(ref)).values()), len(cand), len(ref))
+
+
+def plain_rouge_l(candidate: str, reference: str) -> float:
+    cand, ref = plain_tokenize(candidate), plain_tokenize(reference)
+    return plain_f_measure(_lcs_by_table(cand, ref), len(cand), len(ref))
+
+
+def plain_number_accuracy(
+    candidate: str, reference: str, rel_tol: float = 1e-6, abs_tol: float = 1e-9
+) -> float:
+    """Maximum bipartite matching by augmenting paths: slow, obviously right."""
+    wanted, values = plain_extract_numbers(reference), plain_extract_numbers(candidate)
+    owner: dict[int, int] = {}  # value index -> wanted index
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= max(abs_tol, rel_tol * max(abs(a), abs(b)))
+
+    def augment(w: int, seen: set[int]) -> bool:
+        for v, value in enumerate(values):
+            if v not in seen and close(value, wanted[w]):
+                seen.add(v)
+                if v not in owner or augment(owner[v], seen):
+                    owner[v] = w
+                    return True
+        return False
+
+    return sum(augment(w, set()) for w in range(len(wanted))) / len(wanted)
+
+
+# Characters that exercise every branch: ASCII word and non-word characters (including the ones
+# str.split() treats as whitespace), apostrophes, letters whose lower case differs or grows,
+# CJK, Arabic digits, a lone surrogate, an emoji.
+_TRICKY = "aZ_09 \t\n\x0b\x0c\x1c\x1f'.,-+\u2019\u2212\u2013\u00d7\u00be\u00c9\u0130\u00df\u6211\u6771\u3042\u0663\ud800\U0001f600"
+ascii_texts = st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
+tricky_texts = st.text(alphabet=st.sampled_from(_TRICKY), max_size=40)
+any_texts = ascii_texts | tricky_texts | st.text(max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_texts)
+@example("Don't won't 'quoted' rock'n'roll O'NEIL x''y _a_ A1b2")
+@example("SEP\x1cA\x1dB\x1eC\x1fD\x0bE\x0cF")
+@example("don\u2019t \u0130stanbul \u00c9t\u00c9 STRASSE stra\u00dfe")
+def test_tokenize_equals_the_plain_regex_tokenizer(text: str) -> None:
+    assert tokenize(text) == plain_tokenize(text)
+
+
+# Number-like text: digit runs of any length joined by the characters numbers are made of.
+number_texts = st.lists(
+    st.text(alphabet="0123456789", min_size=1, max_size=5)
+    | st.sampled_from([",", ".", "-", "+", "e", "E", "\u2212", "\u0663", "x", " "]),
+    max_size=14,
+).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    number_texts
+    | st.text(alphabet=st.sampled_from("0123456789,.-+eE\u2212\u0663x _\n"), max_size=30)
+    | any_texts
+)
+@example("1,000 and -3.5, a range 3-5, 2e3, .5, \u22127, x1 and v2.0 +.5 -,5 1,00 1.2.3 .-1 5e")
+@example("1234,567 12,345,67 1,2345 -1234,567.5 +12,345e-3 123,456 -999,999,999.5 +.25e3")
+def test_number_regex_matches_exactly_what_the_plain_pattern_matches(text: str) -> None:
+    plain = [m.span() for m in _PLAIN_NUMBER_RE.finditer(text)]
+    assert [m.span() for m in general._NUMBER_RE.finditer(text)] == plain
+    assert extract_numbers(text) == plain_extract_numbers(text)
+
+
+short_words = st.lists(
+    st.sampled_from(["a", "the", "cat", "Cat", "sat", "on", "mat", "x1", "3", "4.0", "\u6211"]), max_size=12
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(short_words, min_size=1, max_size=4), st.lists(short_words, min_size=1, max_size=4))
+def test_cached_reference_scores_equal_fresh_ones(references: list[str], candidates: list[str]) -> None:
+    # Several responses per reference, references revisited: every cache hit must give the
+    # score that a fresh computation gives, whichever side is longer.
+    for reference in references + references[::-1]:
+        for candidate in candidates:
+            assert token_f1(candidate, reference) == pytest.approx(plain_token_f1(candidate, reference))
+            assert rouge_l(candidate, reference) == pytest.approx(plain_rouge_l(candidate, reference))
+            if plain_extract_numbers(reference):
+                assert number_accuracy(candidate, reference) == plain_number_accuracy(candidate, reference)
+
+
+def test_number_matching_equals_a_maximum_matching_on_random_numbers() -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        reference = " ".join(
+            str(rng.choice([1, 2, 3, 3.0000001, 100, 100.5, -2])) for _ in range(rng.randint(1, 8))
+        )
+        candidate = " ".join(
+            str(rng.choice([1, 2, 3, 3.000001, 100, 100.4, 2])) for _ in range(rng.randint(0, 8))
+        )
+        for rel_tol in (1e-6, 0.01):
+            expected = plain_number_accuracy(candidate, reference, rel_tol)
+            assert number_accuracy(candidate, reference, rel_tol) == expected
+
+
+def test_references_too_long_to_cache_score_the_same() -> None:
+    reference = "The cat sat on the mat, paying 12 and 7. " * 3_000  # > 100,000 characters
+    assert len(reference) > general._CACHED_REFERENCE_MAX_CHARS
+    candidate = "the cat paid 12 dollars " * 50
+    for _ in range(2):
+        assert token_f1(candidate, reference) == pytest.approx(plain_token_f1(candidate, reference))
+        cand, ref = plain_tokenize(candidate), plain_tokenize(reference)
+        assert rouge_l(candidate, reference) == pytest.approx(
+            plain_f_measure(lcs_length(cand, ref), len(cand), len(ref))
+        )
+        # The candidate's fifty 12s, of the reference's 6,000 numbers.
+        assert number_accuracy(candidate, reference) == 50 / 6_000
