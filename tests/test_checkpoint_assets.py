@@ -39,7 +39,7 @@ def test_training_run_key_depends_on_config_and_data():
 
 def test_rm_checkpoints_trains_registers_and_loads_back(tmp_path, warehouse_with_pairs, monkeypatch):
     monkeypatch.setenv("RMFORGE_DATA_DIR", str(tmp_path / "data"))
-    config = TrainingRunConfig(max_steps=2, batch_size=4, max_length=32, max_eval_pairs=8)
+    config = TrainingRunConfig(max_steps=2, batch_size=4, max_length=32, max_eval_pairs=8, max_train_pairs=None)
     store = Warehouse(str(tmp_path / "w.duckdb"))
     key = training_run_key(config, training_data_versions(store, config.datasets))
     with dg.instance_for_test() as instance:
@@ -56,6 +56,10 @@ def test_rm_checkpoints_trains_registers_and_loads_back(tmp_path, warehouse_with
     assert metadata["steps"].value == 2
     assert metadata["train_pairs"].value > 0 and metadata["eval_pairs"].value > 0
     assert "data:image/png;base64," in metadata["metrics_curve"].value
+    from rm_assets.checkpoints.assets import _curve_markdown
+
+    assert _curve_markdown([{"kind": "step", "step": 1, "train_loss": 0.7}]).startswith("![")
+    assert _curve_markdown([{"kind": "step", "step": 1}]) == "_nothing to plot_"
     assert json.loads(json.dumps(metadata["training_data_versions"].value)) == training_data_versions(
         store, config.datasets
     )

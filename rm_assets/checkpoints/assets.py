@@ -59,9 +59,12 @@ def _curve_markdown(history: list[dict]) -> str:
     evals = [row for row in history if row.get("kind") == "eval" and "eval_accuracy" in row]
     return line_chart_markdown(
         {
-            "train loss": {"loss": [(r["step"], r["loss"]) for r in steps if "loss" in r]},
-            "accuracy": {
-                "train": [(r["step"], r["accuracy"]) for r in steps if "accuracy" in r],
+            "loss": {
+                "train": [(r["step"], r["train_loss"]) for r in steps if "train_loss" in r],
+                "held-out": [(r["step"], r["eval_loss"]) for r in evals if "eval_loss" in r],
+            },
+            "pairwise accuracy": {
+                "train": [(r["step"], r["train_accuracy"]) for r in steps if "train_accuracy" in r],
                 "held-out": [(r["step"], r["eval_accuracy"]) for r in evals],
             },
         },
