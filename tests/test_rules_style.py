@@ -6,8 +6,11 @@ import random
 import time
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from rm_rewards import registry
+from rm_rewards.rules import style
 from rm_rewards.rules.style import (
     cn_id_valid,
     find_privacy_leaks,
@@ -175,6 +178,83 @@ def test_privacy_scan_of_adversarial_megabyte_is_linear(text: str) -> None:
     started = time.monotonic()
     find_privacy_leaks(text)
     assert time.monotonic() - started < 3
+
+
+# Pieces of text near and at every kind of leak, glued at random: the prefilters must never skip
+# a detector that would have found something.
+_LEAK_PIECES = [
+    "jane.doe+x@mail.example.org",
+    "a@b",
+    "@",
+    "(415) 555-2671",
+    "415.555.2671",
+    "+1 415 555 2671",
+    "+44 20 7946 0958",
+    "+861381234567",
+    "+8613812345678",
+    "13812345678",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "378282246310005",
+    "5500000000000004",
+    "4222222222222",
+    "123-45-6789",
+    "11010519491231002X",
+    "110105194912310021",
+    "8.8.8.8",
+    "203.0.113.9",
+    "192.168.1.1",
+    "1.2.3.4.5",
+    "2001:4860:4860::8888",
+    "::1",
+    "fe80::1",
+    "12:30:45",
+    "2001:0db8:85a3:1234:5678:8a2e:0370:7334",
+    "+11111111",
+    "+1 00 00",
+    "+44 20 79",
+    "3+4=7",
+    "2.5",
+    "1,200",
+    "\u0664\u0661\u0661\u0661",
+    "\u0665\u0665\u0665",
+]
+leak_texts = st.lists(
+    st.sampled_from(_LEAK_PIECES)
+    | st.text(alphabet="0123456789", min_size=1, max_size=8)
+    | st.text(alphabet=" .-+()@:xXaAfF_\n\u0663", min_size=1, max_size=3),
+    max_size=12,
+).map("".join)
+
+
+def _unfiltered_leaks(text: str, **options) -> list:
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(style, "_may_leak", lambda kind, text, found: True)
+        return find_privacy_leaks(text, **options)
+
+
+@settings(max_examples=500, deadline=None)
+@given(leak_texts | st.text(max_size=40))
+@example(
+    "call 415-555-2671, card 4111 1111 1111 1111, id 11010519491231002X, ip 8.8.8.8, dns 2001:4860::8888"
+)
+@example("+44 20 7946 0958 and +8613812345678 and 123-45-6789 and jane@example.org")
+# Each of these leaks passes exactly one alternative of some prefilter clause.
+@example("415.555.2671")
+@example("+11111111")
+@example("+1 00 00")
+@example("+1.00.00")
+@example("4222222222222")
+@example("2607:f8b0:4004:0800:1234:5678:9abc:def0")
+def test_prefiltered_privacy_scan_finds_what_the_full_scan_finds(text: str) -> None:
+    for options in ({}, {"ignore_private_ips": False}):
+        assert find_privacy_leaks(text, **options) == _unfiltered_leaks(text, **options)
+
+
+def test_prefilters_skip_the_detectors_on_arithmetic_prose() -> None:
+    text = "She buys 3+4 = 7 apples at $2.50 each in 2024, then 1,200 more: 3 - 1 = 2."
+    found: dict = {}
+    assert not any(style._may_leak(kind, text, found) for kind in style.LEAK_KINDS)
 
 
 @pytest.mark.parametrize("name", ["length_penalty", "ngram_repetition_penalty", "privacy_leakage"])
