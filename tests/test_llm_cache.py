@@ -4,6 +4,7 @@ file shared by several processes."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import pickle
 import sqlite3
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key
+from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key, response_format_for
+from rm_rewards.llm.cache import cache_key_from_json, canonical_json
 from rm_rewards.llm import cache as cache_module
 from tests.conftest import CANARY_API_KEY
 from tests.fake_openai import reply, status
@@ -78,6 +80,45 @@ def test_cache_key_is_stable_and_ignores_dict_order_and_unsent_fields() -> None:
 )
 def test_cache_key_changes_with_every_input(change: dict) -> None:
     assert cache_key(**{**BASE_KEY, **change}) != cache_key(**BASE_KEY)
+
+
+def _key_as_first_written(**inputs) -> str:
+    """The key recipe of KEY_SCHEMA_VERSION 1, spelled out: caches written with it must still hit."""
+    payload = {
+        "v": 1,
+        "model": inputs["model"],
+        "messages": [dict(m) for m in inputs["messages"]],
+        "sampling": {k: v for k, v in sorted(inputs["sampling"].items()) if v is not None},
+        "response_format": inputs["response_format"],
+        "output_schema": inputs.get("output_schema"),
+        "template_version": inputs.get("template_version", ""),
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"messages": [{"role": "user", "content": "ünïcode ✓ and \"quotes\"\n"}, {"content": "x", "role": "b"}]},
+        {"sampling": {"temperature": 0.7, "max_tokens": 64, "stop": ["\n"], "top_p": None, "cache_prompt": True}},
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": {"b": 1, "a": [2, {"d": 0, "c": 1}]}}}},
+        {"output_schema": {"properties": {"z": {}, "a": {}}, "type": "object"}, "template_version": ""},
+    ],
+    ids=str,
+)
+def test_cache_key_recipe_is_unchanged(change: dict) -> None:
+    inputs = {**BASE_KEY, **change}
+    assert cache_key(**inputs) == _key_as_first_written(**inputs)
+    assert cache_key(**inputs) == cache_key_from_json(
+        model=inputs["model"],
+        messages=inputs["messages"],
+        sampling=inputs["sampling"],
+        response_format_json=canonical_json(inputs["response_format"]),
+        output_schema_json=canonical_json(inputs.get("output_schema")),
+        template_version=inputs["template_version"],
+    )
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -226,6 +267,27 @@ def test_any_changed_parameter_is_a_miss(fake_openai, llm_config, cache, change)
     assert not result.cached and fake_openai.request_count == 2
     [again] = run_batch(client, ["same prompt"], **{"template_version": "v1", **change})
     assert again.cached and fake_openai.request_count == 2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"output_model": Score}, {"response_format": {"type": "json_object"}, "output_model": Score}],
+    ids=str,
+)
+def test_the_client_keys_answers_by_the_documented_recipe(fake_openai, llm_config, cache, options) -> None:
+    # Keys written before the client memoised its formats must still be found.
+    fake_openai.set_default(reply('{"score": 1}'))
+    [result] = run_batch(LLMClient(llm_config(fake_openai), cache), ["q"], template_version="t3", seed=5, **options)
+    output_model = options.get("output_model")
+    sent_format = options.get("response_format") or (response_format_for(Score) if output_model else None)
+    assert result.cache_key == _key_as_first_written(
+        model="fake-model",
+        messages=[{"role": "user", "content": "q"}],
+        sampling={"temperature": 0.0, "max_tokens": 1024, "seed": 5},
+        response_format=sent_format,
+        output_schema=Score.model_json_schema() if output_model else None,
+        template_version="t3",
+    )
 
 
 def test_different_model_is_a_miss(fake_openai, llm_config, cache) -> None:

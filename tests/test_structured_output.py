@@ -233,8 +233,18 @@ def test_client_requests_json_schema_and_parses_fenced_reply(fake_openai, llm_co
     result = _ask(LLMClient(llm_config(fake_openai)), "judge this", output_model=Verdict)
     assert result.ok and result.parsed == Verdict(score=3, reason="clear")
     sent = fake_openai.bodies[0]["response_format"]
-    assert sent["type"] == "json_schema"
-    assert sent["json_schema"]["schema"]["properties"]["score"]["maximum"] == 4
+    assert sent == response_format_for(Verdict)
+    # Fields go out in the model's order, not sorted: servers generate them in the schema's order.
+    assert list(sent["json_schema"]["schema"]["properties"]) == ["score", "reason"]
+
+
+def test_response_format_in_extra_body_wins_as_with_the_sdk(fake_openai, llm_config) -> None:
+    fake_openai.enqueue(reply('{"score": 3, "reason": "clear"}'))
+    override = {"type": "json_object"}
+    result = _ask(
+        LLMClient(llm_config(fake_openai)), "judge", output_model=Verdict, extra_body={"response_format": override}
+    )
+    assert result.ok and fake_openai.bodies[0]["response_format"] == override
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,11 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling keys are made of: keys sorted at every level, no spaces, text as is."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def cache_key(
     *,
     model: str,
@@ -74,21 +79,58 @@ def cache_key(
     output_schema: Mapping[str, Any] | None = None,
     template_version: str = "",
 ) -> str:
-    """sha256 hex of the canonical JSON of every input that can change the answer.
+    """sha256 hex of the canonical JSON of every input that can change the answer:
+
+        canonical_json({"v": KEY_SCHEMA_VERSION, "model": ..., "messages": [...], "sampling": {...},
+                        "response_format": ..., "output_schema": ..., "template_version": ...})
 
     `sampling` holds temperature, max_tokens, top_p, seed, stop and any extra body fields; None
     values are dropped so "not sent" and "sent as null" share a key.
     """
-    payload = {
-        "v": KEY_SCHEMA_VERSION,
-        "model": model,
-        "messages": [dict(m) for m in messages],
-        "sampling": {k: v for k, v in sorted(sampling.items()) if v is not None},
-        "response_format": response_format,
-        "output_schema": output_schema,
-        "template_version": template_version,
-    }
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return cache_key_from_json(
+        model=model,
+        messages=messages,
+        sampling=sampling,
+        response_format_json=canonical_json(response_format),
+        output_schema_json=canonical_json(output_schema),
+        template_version=template_version,
+    )
+
+
+def cache_key_from_json(
+    *,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    sampling: Mapping[str, Any],
+    response_format_json: str,
+    output_schema_json: str,
+    template_version: str = "",
+) -> str:
+    """`cache_key`, given the canonical JSON of the response format and the output schema.
+
+    The same key, built piecewise: the client keeps those two strings per output model, because
+    serialising a schema (twice) was most of a key's cost. The pieces are joined in sorted key
+    order, so the text is exactly what `canonical_json` makes of the whole dict.
+    """
+    canonical = "".join(
+        (
+            '{"messages":',
+            canonical_json([dict(m) for m in messages]),
+            ',"model":',
+            canonical_json(model),
+            ',"output_schema":',
+            output_schema_json,
+            ',"response_format":',
+            response_format_json,
+            ',"sampling":',
+            canonical_json({k: v for k, v in sampling.items() if v is not None}),
+            ',"template_version":',
+            canonical_json(template_version),
+            ',"v":',
+            canonical_json(KEY_SCHEMA_VERSION),
+            "}",
+        )
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -251,4 +293,11 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-__all__ = ["KEY_SCHEMA_VERSION", "CachedResponse", "ResponseCache", "cache_key"]
+__all__ = [
+    "KEY_SCHEMA_VERSION",
+    "CachedResponse",
+    "ResponseCache",
+    "cache_key",
+    "cache_key_from_json",
+    "canonical_json",
+]

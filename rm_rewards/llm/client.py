@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -58,12 +59,14 @@ import openai
 from pydantic import BaseModel
 from typing_extensions import Self
 
-from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key
+from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key_from_json, canonical_json
 from rm_rewards.llm.config import LLMConfig
 from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
 from rm_rewards.llm.ratelimit import TokenBucket
 from rm_rewards.llm.transport import ChatTransport, HTTPReply, sdk_ssl_context
 from rm_rewards.llm.structured import (
+    SCHEMA_MEMO_SIZE,
+    StructuredMode,
     StructuredOutputError,
     cached_response_format,
     cached_schema,
@@ -359,21 +362,22 @@ class LLMClient:
         body = self._request_body(
             normalise_messages(messages), temperature, max_tokens, top_p, seed, stop, extra_body
         )
-        if response_format is None and output_model is not None:
-            response_format = cached_response_format(output_model, self.config.structured_output)
         if response_format is not None:
-            body["response_format"] = dict(response_format)
-        key = self._key(body, output_model, template_version)
-        self.stats.add(calls=1)
+            request_format = _explicit_format(response_format, output_model)
+        elif output_model is not None:
+            request_format = _model_format(output_model, self.config.structured_output)
+        else:
+            request_format = _NO_FORMAT
+        key = self._key(body, request_format, template_version)
         cache = self.cache if use_cache else None
         if cache is not None and (hit := await cache.aget(key)) is not None:
-            self.stats.add(cache_hits=1)
+            self.stats.add(calls=1, cache_hits=1)
             completion = _Completion(
                 hit.content, hit.finish_reason, TokenUsage(hit.prompt_tokens, hit.completion_tokens)
             )
             return self._finish(completion, output_model, key, started, attempts=0, cached=True)
-        self.stats.add(cache_misses=1)
-        completion, attempts = await self._send_with_retries(body)
+        self.stats.add(calls=1, cache_misses=1)
+        completion, attempts = await self._send_with_retries(body, request_format)
         if isinstance(completion, LLMError):
             return self._failed(completion, key, started)
         result = self._finish(completion, output_model, key, started, attempts=attempts, cached=False)
@@ -430,21 +434,24 @@ class LLMClient:
         return body
 
     @staticmethod
-    def _key(body: Mapping[str, Any], output_model: type[BaseModel] | None, template_version: str) -> str:
-        sampling = {k: v for k, v in body.items() if k not in ("model", "messages", "response_format")}
-        return cache_key(
+    def _key(body: Mapping[str, Any], request_format: _Format, template_version: str) -> str:
+        """`cache.cache_key` of the request, with the format's canonical JSON made once per model."""
+        sampling = {k: v for k, v in body.items() if k not in ("model", "messages")}
+        return cache_key_from_json(
             model=body["model"],
             messages=body["messages"],
             sampling=sampling,
-            response_format=body.get("response_format"),
-            output_schema=cached_schema(output_model) if output_model is not None else None,
+            response_format_json=request_format.key_json,
+            output_schema_json=request_format.schema_key_json,
             template_version=template_version,
         )
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def _send_with_retries(self, body: dict[str, Any]) -> tuple[_Completion | LLMError, int]:
-        payload = _wire_json(body)
+    async def _send_with_retries(
+        self, body: dict[str, Any], request_format: _Format
+    ) -> tuple[_Completion | LLMError, int]:
+        payload = _wire_json(body, request_format)
         attempt = 0
         while True:
             attempt += 1
@@ -618,14 +625,53 @@ class LLMClient:
         )
 
 
-def _wire_json(body: Mapping[str, Any]) -> bytes:
-    """The request body as sent: `extra_body` fields merged at the top level (as the SDK does)."""
-    wire = {name: value for name, value in body.items() if name != "extra_body"}
-    wire.update(body.get("extra_body") or {})
+@dataclass(frozen=True)
+class _Format:
+    """A request's `response_format` (None: none is sent) in the spellings the wire and the key use."""
+
+    wire_json: str | None  # as sent: compact, fields in the schema's own order (servers generate in it)
+    key_json: str  # canonical JSON for the cache key ("null": none)
+    schema_key_json: str  # canonical JSON of the output model's schema ("null": no model)
+
+
+_NO_FORMAT = _Format(None, "null", "null")
+
+
+def _compact_json(value: Any) -> str:
     try:
-        return json.dumps(wire, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the request cannot be sent as JSON: {exc}") from None
+
+
+@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
+def _model_format(output_model: type[BaseModel], mode: StructuredMode) -> _Format:
+    """The format asking for `output_model` in `mode`: serialised once per model, not per call."""
+    sent = cached_response_format(output_model, mode)
+    return _Format(None if sent is None else _compact_json(sent), canonical_json(sent), _schema_key_json(output_model))
+
+
+@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
+def _schema_key_json(output_model: type[BaseModel]) -> str:
+    return canonical_json(cached_schema(output_model))
+
+
+def _explicit_format(response_format: Mapping[str, Any], output_model: type[BaseModel] | None) -> _Format:
+    """A caller's own `response_format`, sent as given (serialised per call: it may change)."""
+    sent = dict(response_format)
+    schema = "null" if output_model is None else _schema_key_json(output_model)
+    return _Format(_compact_json(sent), canonical_json(sent), schema)
+
+
+def _wire_json(body: Mapping[str, Any], request_format: _Format) -> bytes:
+    """The request body as sent: `extra_body` fields merged at the top level, over ours (as the
+    SDK does), and the response format's ready-made JSON spliced in unless `extra_body` set one."""
+    wire = {name: value for name, value in body.items() if name != "extra_body"}
+    wire.update(body.get("extra_body") or {})
+    text = _compact_json(wire)
+    if request_format.wire_json is not None and "response_format" not in wire:
+        text = f'{text[:-1]},"response_format":{request_format.wire_json}}}'
+    return text.encode("utf-8")
 
 
 def _error_detail(body: bytes) -> str:

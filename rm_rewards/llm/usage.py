@@ -70,6 +70,7 @@ _COUNTERS = (
     "prompt_tokens",
     "completion_tokens",
 )
+_COUNTER_NAMES = frozenset(_COUNTERS)
 
 
 class UsageStats:
@@ -81,11 +82,12 @@ class UsageStats:
         self._reasons: Counter[str] = Counter()
 
     def add(self, **increments: int) -> None:
-        unknown = set(increments) - set(_COUNTERS)
-        if unknown:
-            raise ValueError(f"unknown usage counters: {sorted(unknown)}")
+        if not _COUNTER_NAMES.issuperset(increments):  # called a few times per request: kept cheap
+            raise ValueError(f"unknown usage counters: {sorted(set(increments) - _COUNTER_NAMES)}")
         with self._lock:
-            self._counts.update(increments)
+            counts = self._counts
+            for name, value in increments.items():
+                counts[name] += value
 
     def add_failure(self, reason: ErrorReason) -> None:
         with self._lock:
