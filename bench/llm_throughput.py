@@ -1,7 +1,7 @@
 """LLM judging throughput: the whole rmforge judge path, and rm-gallery 0.1.7 on the same workload.
 
     .venv/bin/python bench/llm_throughput.py [--levels 1,16,64,256] [--requests N] [--skip-peer]
-                                             [--floors] [--profile C]
+                                             [--floors] [--profile C] [--gc-threshold0 N]
 
 One run does all of this against the fake OpenAI-compatible server (`tests/fake_openai.py`, in
 its own process) with a fixed latency (100 ms by default):
@@ -18,8 +18,9 @@ its own process) with a fixed latency (100 ms by default):
 3. the cached re-run: every sample of every level again, through a new client and a reopened
    cache; the server's request count must not change (asserted and printed);
 4. `--floors`: the exact request bodies the judge sent at each level, replayed through the bare
-   `AsyncOpenAI` SDK with its aiohttp transport and through plain aiohttp, so the run shows how
-   much of the cost is the SDK and how much is ours;
+   `AsyncOpenAI` SDK with its aiohttp transport (`chat.completions.create`, and `sdk.post` with a
+   raw response, which skips the SDK's request transform) and through plain aiohttp, so the run
+   shows what each way of sending costs and how much of the cost is ours;
 5. rm-gallery 0.1.7: its registered `base_helpfulness_pointwise` reward, `evaluate_batch` at its
    defaults, through its `OpenaiLLM` pointed at the same server (`bench/rm_gallery_llm_peer.py`
    in `.venvs/rm-gallery`; build it with `bench/setup_rm_gallery_venv.sh`), on the first rows of
@@ -29,7 +30,12 @@ its own process) with a fixed latency (100 ms by default):
    got) and the ratios to rm-gallery; figures land in `bench/out/llm_throughput.json`.
 
 `--profile C` adds one cProfile'd run at concurrency C on fresh rows (not counted in the table)
-and prints its top functions; the profile is kept in `bench/out/`.
+and prints its top functions; the profile is kept in `bench/out/`. It counts CPU time of the
+event loop's thread (`time.thread_time`), not wall time: on shared cores, wall time charges
+whatever function happened to be running when the process was descheduled.
+
+`--gc-threshold0 N` sets the cyclic GC's generation-0 threshold (Python's default: 700) for the
+whole run, to measure what the collector costs; the conditions lines print the thresholds in force.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
+import importlib
 import io
 import json
 import math
@@ -277,16 +285,20 @@ async def _replay(base_url: str, bodies: Sequence[dict], concurrency: int, trans
     import openai
 
     slots = asyncio.Semaphore(concurrency)
-    if transport == "sdk":
-        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
-            max_connections=max(100, concurrency), max_keepalive_connections=max(20, concurrency))
+    if transport in ("sdk", "sdk_post"):
+        limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)  # httpx.Limits or httpx2.Limits
+        http_module = importlib.import_module(limits_type.__module__.split(".")[0])
+        limits = limits_type(max_connections=max(100, concurrency), max_keepalive_connections=max(20, concurrency))
         sdk = openai.AsyncOpenAI(api_key=API_KEY, base_url=base_url, max_retries=0,
                                  http_client=openai.DefaultAioHttpClient(limits=limits))
 
         async def one(body: dict) -> str:
             async with slots:
-                completion = await sdk.chat.completions.create(**body)
-                return completion.choices[0].message.content or ""
+                if transport == "sdk":
+                    completion = await sdk.chat.completions.create(**body)
+                    return completion.choices[0].message.content or ""
+                raw = await sdk.post("/chat/completions", body=body, cast_to=http_module.Response)
+                return json.loads(raw.content)["choices"][0]["message"]["content"] or ""
 
         try:
             return list(await asyncio.gather(*(one(b) for b in bodies)))
@@ -305,13 +317,19 @@ async def _replay(base_url: str, bodies: Sequence[dict], concurrency: int, trans
         await session.close()
 
 
+FLOOR_NAMES = {
+    "sdk": "bare SDK create (aiohttp)",
+    "sdk_post": "bare SDK post, raw response",
+    "aiohttp": "plain aiohttp",
+}
+
+
 def floor_batch(server: Server, bodies: Sequence[dict], concurrency: int, transport: str) -> Run:
     server.script(JUDGE_ANSWER)
     with Clock(server) as clock:
         answers = asyncio.run(_replay(server.fake.base_url, bodies, concurrency, transport))
     ok = sum(1 for a in answers if a == JUDGE_ANSWER)
-    system = "bare SDK (aiohttp)" if transport == "sdk" else "plain aiohttp"
-    return clock.run(system, concurrency, len(bodies), ok)
+    return clock.run(FLOOR_NAMES[transport], concurrency, len(bodies), ok)
 
 
 # --- rm-gallery --------------------------------------------------------------------------------
@@ -363,18 +381,20 @@ def cached_rerun(server: Server, cache_path: Path, samples: Sequence[Sample], co
     return run
 
 
-# Where the judge path's time goes (wall time on the event loop's thread, as cProfile measures it),
-# by (file suffix, function name) as cProfile records them.
+# Where the judge path's CPU time goes (the event loop's thread), by (file suffix, function name)
+# as cProfile records them. Coroutines are charged while they run, not while they wait.
 PROFILE_PARTS: tuple[tuple[str, str, str], ...] = (
-    ("openai/resources/chat/completions/completions.py", "create", "SDK chat.completions.create, all of it"),
-    ("openai/_utils/_transform.py", "async_transform", "  SDK request-body transform (inside create)"),
-    ("openai/_base_client.py", "_build_request", "  SDK request building (inside create)"),
-    ("openai/_base_client.py", "_process_response", "  SDK response parsing (inside create)"),
-    ("pydantic/main.py", "model_json_schema", "output model JSON schema, built per call"),
-    ("rm_rewards/llm/cache.py", "cache_key", "cache key (canonical JSON + sha256)"),
-    ("asyncio/threads.py", "to_thread", "cache get/put handed to threads (loop side)"),
+    ("rm_rewards/llm/client.py", "chat", "LLMClient.chat, all of it"),
+    ("rm_rewards/llm/transport.py", "post", "  HTTP: aiohttp post and read (transport.post)"),
+    ("rm_rewards/llm/client.py", "_wire_json", "  request body to JSON"),
+    ("rm_rewards/llm/client.py", "_completion", "  answer JSON to a completion"),
+    ("rm_rewards/llm/client.py", "_key", "  cache key (canonical JSON + sha256)"),
+    ("rm_rewards/llm/cache.py", "aget", "  cache read"),
+    ("rm_rewards/llm/cache.py", "aput", "  cache write"),
+    ("rm_rewards/llm/structured.py", "parse_model", "  answer parsing into the output model"),
+    ("pydantic/main.py", "model_json_schema", "output model JSON schema (0 once memoised)"),
+    ("openai/resources/chat/completions/completions.py", "create", "SDK chat.completions.create (0: not used)"),
     ("rm_rewards/judges/templates.py", "render_prompt", "prompt building"),
-    ("rm_rewards/llm/structured.py", "parse_model", "answer parsing into the output model"),
 )
 
 
@@ -389,9 +409,9 @@ def profile_parts(stats: pstats.Stats, total: float) -> list[str]:
 
 
 def profile_batch(server: Server, cache: ResponseCache, samples: Sequence[Sample], concurrency: int) -> str:
-    """Where one cProfile'd batch spends its time (the event loop's thread only; SQLite runs in
-    worker threads), by part of the path, then the top functions."""
-    profiler = cProfile.Profile()
+    """Where one cProfile'd batch spends its CPU time (the event loop's thread only), by part of
+    the path, then the top functions."""
+    profiler = cProfile.Profile(time.thread_time)
     run = judge_batch(server, cache, samples, concurrency, profiler=profiler)
     path = OUT_DIR / f"llm_throughput_c{concurrency}.prof"
     profiler.dump_stats(path)
@@ -402,7 +422,8 @@ def profile_batch(server: Server, cache: ResponseCache, samples: Sequence[Sample
     stats.stream = text  # type: ignore[attr-defined]
     stats.strip_dirs().sort_stats("tottime").print_stats(15)
     head = (f"profile at c={concurrency}: {run.requests} requests, {run.rate:,.0f} req/s under the profiler "
-            f"({run.client_cpu_ms:.2f} CPU ms/req); evaluate_batch {total:.2f} s; saved to {path}")
+            f"({run.client_cpu_ms:.2f} CPU ms/req); evaluate_batch {total:.2f} CPU s on the loop's thread, "
+            f"{1000 * total / run.requests:.3f} ms per request; saved to {path}")
     return "\n".join([head, *profile_parts(pstats.Stats(str(path)), total), text.getvalue()])
 
 
@@ -474,7 +495,8 @@ def conditions() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                             text=True, check=False).stdout.strip() or "unknown"
-    return f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, git {commit}"
+    return (f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load}, git {commit}, "
+            f"gc thresholds {gc.get_threshold()}")
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -503,6 +525,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also replay each level's request bodies through the bare SDK and plain aiohttp")
     parser.add_argument("--profile", type=int, default=None, metavar="C",
                         help="add a cProfile'd batch at concurrency C and print its top functions")
+    parser.add_argument("--gc-threshold0", type=int, default=None, metavar="N",
+                        help="set the cyclic GC's generation-0 threshold for the whole run (default 700)")
     return parser.parse_args(argv)
 
 
@@ -522,7 +546,7 @@ def measure_rmforge(args: argparse.Namespace, server: Server, pairs: list, cache
               f"load {run.load_after:.1f}", flush=True)
         if args.floors:
             bodies = server.fake.bodies
-            for transport in ("sdk", "aiohttp"):
+            for transport in FLOOR_NAMES:
                 floors.append(floor_batch(server, bodies, level, transport))
                 print(f"    {floors[-1].system}: {floors[-1].rate:,.0f} req/s, "
                       f"{floors[-1].client_cpu_ms:.2f} CPU ms/req", flush=True)
@@ -587,6 +611,8 @@ def report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.gc_threshold0 is not None:
+        gc.set_threshold(args.gc_threshold0, *gc.get_threshold()[1:])
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     print(f"conditions at start: {conditions()}", flush=True)
     pairs = load_gsm8k()
