@@ -320,3 +320,28 @@ def test_register_refuses_duplicates_and_multi_line_descriptions() -> None:
         assert name in [s.name for s in registry.specs(tag="test")]
     finally:
         registry._REGISTRY.pop(name, None)
+
+
+def test_sync_batches_pause_the_collector_and_restore_it():
+    import gc
+
+    from rm_rewards.kinds import PointwiseReward
+
+    seen = []
+
+    class Probe(PointwiseReward):
+        def score_response(self, sample, index):
+            seen.append(gc.isenabled())
+            return 1.0
+
+    sample = Sample(id="s", source="t", input=[ChatMessage(role="user", content="q")],
+                    responses=[Response(message=ChatMessage(role="assistant", content="a"))])
+    assert gc.isenabled()
+    Probe().evaluate_batch([sample, sample])
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        Probe().evaluate_batch([sample])
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()
