@@ -61,8 +61,9 @@ def tokenize(text: str) -> list[str]:
 
 
 _Derived = TypeVar("_Derived")
-# References longer than this are not cached: a few 1 MB references would pin lots of memory.
-_CACHED_REFERENCE_MAX_CHARS = 100_000
+# Longer references are not cached: their token lists and LCS bit masks (up to one bit per token
+# per distinct token) would pin megabytes each. Bundled GSM8K and RM-Bench texts are under 4,000.
+_CACHED_REFERENCE_MAX_CHARS = 20_000
 
 
 def _per_reference(derive: Callable[[str], _Derived]) -> Callable[[str], _Derived]:
@@ -72,7 +73,7 @@ def _per_reference(derive: Callable[[str], _Derived]) -> Callable[[str], _Derive
     reference's tokens or numbers are computed once per sample instead of once per response.
     What `derive` returns is shared between calls and must never be mutated.
     """
-    cached = functools.lru_cache(maxsize=32)(derive)
+    cached = functools.lru_cache(maxsize=16)(derive)
 
     @functools.wraps(derive)
     def lookup(reference: str) -> _Derived:
