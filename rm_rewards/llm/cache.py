@@ -65,9 +65,14 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+# One encoder for every key: `json.dumps` with these options builds a new encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> str:
-    """The one JSON spelling keys are made of: keys sorted at every level, no spaces, text as is."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """The one JSON spelling keys are made of: keys sorted at every level, no spaces, text as is
+    (`json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))`)."""
+    return _CANONICAL.encode(value)
 
 
 def cache_key(

@@ -637,9 +637,13 @@ class _Format:
 _NO_FORMAT = _Format(None, "null", "null")
 
 
+# Request bodies as sent: compact, UTF-8 as is, no NaN (not JSON); one encoder for every call.
+_WIRE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _compact_json(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _WIRE.encode(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the request cannot be sent as JSON: {exc}") from None
 
