@@ -494,8 +494,9 @@ class LLMClient:
     async def _send_once(self, body: dict[str, Any], payload: bytes) -> _Completion:
         if self._rpm is not None:
             await self._rpm.acquire(1)
-        reserved = self._estimate_tokens(body)
+        reserved = 0
         if self._tpm is not None:
+            reserved = self._estimate_tokens(body)
             await self._tpm.acquire(reserved)
         state = await self._state()
         async with state.slots:
