@@ -24,7 +24,7 @@ messages, bad arguments). Call `result.raise_for_error()` where an exception is 
 
 Transport: the `openai` SDK's `AsyncOpenAI` is the configured client (base URL, key, headers,
 `list_models`), but chat completions are posted by `transport.ChatTransport`, an aiohttp session
-using the SDK client's URL and headers: `chat.completions.create` costs ~1.2 ms of CPU per request
+using the SDK client's URL and headers: `chat.completions.create` costs ~1.4 ms of CPU per request
 in request transforms and response models, six times a direct post (figures and reasons in
 `transport`'s docstring). The request body is serialised here once per call, and the answer is
 read with `json.loads`; a 2xx body that is not a chat completion is a `bad_response`.

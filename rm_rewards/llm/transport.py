@@ -1,24 +1,25 @@
 """How chat completions travel: one aiohttp session per event loop, configured from the SDK client.
 
-The `openai` SDK's `AsyncOpenAI` stays the configured client object: it resolves the base URL and
-the API key (arguments or `OPENAI_*` environment), owns the default headers, and serves everything
+The `openai` SDK's `AsyncOpenAI` stays the configured client object: it normalises the base URL,
+turns the API key into its `Authorization` header, owns the default headers, and serves everything
 but chat completions (`list_models`). Chat completions, the one call a judge makes thousands of
 times, are posted by `ChatTransport` with the URL and headers taken from that SDK client.
 
-Why not `sdk.chat.completions.create`: measured on this project's 2-core machines (fake server in
-its own process, 100 ms latency, 256 in flight, judge-sized bodies; CPU time of the client
-process per request):
+Why not `sdk.chat.completions.create`: measured with `bench/llm_throughput.py --floors` (the
+judge's own request bodies replayed; fake server in its own process, 100 ms latency; 2 shared
+cores, load ~5; CPU time of the client process per request; see bench/RESULTS.md):
 
-| path | CPU ms/req |
-| --- | ---: |
-| `sdk.chat.completions.create(**body)` (aiohttp transport) | 1.20 |
-| `sdk.post("/chat/completions", body=body, cast_to=httpx2.Response)` + `json.loads` | 0.64 |
-| `aiohttp.ClientSession.post` of the JSON bytes + `json.loads` (this module) | 0.19 |
+| path | c=64 | c=256 |
+| --- | ---: | ---: |
+| `sdk.chat.completions.create(**body)` (the SDK's aiohttp transport) | 1.38 ms | 1.47 ms |
+| `sdk.post("/chat/completions", body=body, cast_to=httpx2.Response)` + `json.loads` | 0.72 ms | 0.80 ms |
+| `aiohttp.ClientSession.post` of the JSON bytes + `json.loads` (this module) | 0.23 ms | 0.25 ms |
 
 `create` walks every body through the SDK's TypedDict transform (88 recursive calls per judge
 request) and parses the answer into pydantic models; `sdk.post` skips that but still builds
-httpx2 request and URL objects and adapts them onto aiohttp. The rest of a judge call costs
-~0.4 ms, so only the direct post leaves room for 1,000 requests/s on one core.
+httpx2 request and URL objects and adapts them onto aiohttp. The whole judge path costs ~0.5 ms
+per request with the direct post (~0.25 ms of it outside HTTP); through `sdk.post` it would cost
+~1.05 ms, a one-core ceiling under the 1,000 requests/s the judge path has to reach.
 
 What the SDK's transport did and this one keeps: the SDK's headers (User-Agent, X-Stainless-*)
 plus its `Authorization`; connect and read timeouts of `timeout_s` (the client adds the
