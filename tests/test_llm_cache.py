@@ -19,8 +19,8 @@ import pytest
 from pydantic import BaseModel
 
 from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key, response_format_for
-from rm_rewards.llm.cache import cache_key_from_json, canonical_json
 from rm_rewards.llm import cache as cache_module
+from rm_rewards.llm.cache import cache_key_from_json, canonical_json
 from tests.conftest import CANARY_API_KEY
 from tests.fake_openai import reply, status
 
@@ -101,9 +101,27 @@ def _key_as_first_written(**inputs) -> str:
     "change",
     [
         {},
-        {"messages": [{"role": "user", "content": "ünïcode ✓ and \"quotes\"\n"}, {"content": "x", "role": "b"}]},
-        {"sampling": {"temperature": 0.7, "max_tokens": 64, "stop": ["\n"], "top_p": None, "cache_prompt": True}},
-        {"response_format": {"type": "json_schema", "json_schema": {"schema": {"b": 1, "a": [2, {"d": 0, "c": 1}]}}}},
+        {
+            "messages": [
+                {"role": "user", "content": 'ünïcode ✓ and "quotes"\n'},
+                {"content": "x", "role": "b"},
+            ]
+        },
+        {
+            "sampling": {
+                "temperature": 0.7,
+                "max_tokens": 64,
+                "stop": ["\n"],
+                "top_p": None,
+                "cache_prompt": True,
+            }
+        },
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"schema": {"b": 1, "a": [2, {"d": 0, "c": 1}]}},
+            }
+        },
         {"output_schema": {"properties": {"z": {}, "a": {}}, "type": "object"}, "template_version": ""},
     ],
     ids=str,
@@ -277,7 +295,9 @@ def test_any_changed_parameter_is_a_miss(fake_openai, llm_config, cache, change)
 def test_the_client_keys_answers_by_the_documented_recipe(fake_openai, llm_config, cache, options) -> None:
     # Keys written before the client memoised its formats must still be found.
     fake_openai.set_default(reply('{"score": 1}'))
-    [result] = run_batch(LLMClient(llm_config(fake_openai), cache), ["q"], template_version="t3", seed=5, **options)
+    [result] = run_batch(
+        LLMClient(llm_config(fake_openai), cache), ["q"], template_version="t3", seed=5, **options
+    )
     output_model = options.get("output_model")
     sent_format = options.get("response_format") or (response_format_for(Score) if output_model else None)
     assert result.cache_key == _key_as_first_written(

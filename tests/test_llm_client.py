@@ -266,7 +266,9 @@ def test_unreachable_server_is_a_connection_error(llm_config) -> None:
     assert result.error.reason == "connection" and result.error.attempts == 2
 
 
-def test_environment_proxy_is_used_unless_no_proxy_names_the_host(fake_openai, llm_config, monkeypatch) -> None:
+def test_environment_proxy_is_used_unless_no_proxy_names_the_host(
+    fake_openai, llm_config, monkeypatch
+) -> None:
     import socket
 
     with socket.socket() as sock:  # a proxy port nobody listens on
@@ -287,7 +289,9 @@ def test_env_proxy_for_reads_the_scheme_then_all_proxy(monkeypatch) -> None:
     for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ALL_PROXY", "proxy.internal:3128")
-    assert env_proxy_for(yarl.URL("https://api.example.com/v1/chat/completions")) == "http://proxy.internal:3128"
+    assert (
+        env_proxy_for(yarl.URL("https://api.example.com/v1/chat/completions")) == "http://proxy.internal:3128"
+    )
     monkeypatch.setenv("HTTPS_PROXY", "http://tls-proxy:8443")
     assert env_proxy_for(yarl.URL("https://api.example.com/v1")) == "http://tls-proxy:8443"
     monkeypatch.setenv("NO_PROXY", ".example.com")
@@ -316,7 +320,9 @@ def test_a_2xx_that_is_not_a_chat_completion_is_a_bad_response(llm_config, reply
 
 def test_odd_usage_and_finish_fields_read_as_unknown(llm_config) -> None:
     client = offline_client(llm_config)
-    body = b'{"choices": [{"message": {"content": "hi"}, "finish_reason": 3}], "usage": {"prompt_tokens": "7"}}'
+    body = (
+        b'{"choices": [{"message": {"content": "hi"}, "finish_reason": 3}], "usage": {"prompt_tokens": "7"}}'
+    )
     completion = client._completion(HTTPReply(200, {}, body))
     assert (completion.content, completion.finish_reason, completion.usage.total_tokens) == ("hi", None, 0)
 

@@ -242,7 +242,10 @@ def test_response_format_in_extra_body_wins_as_with_the_sdk(fake_openai, llm_con
     fake_openai.enqueue(reply('{"score": 3, "reason": "clear"}'))
     override = {"type": "json_object"}
     result = _ask(
-        LLMClient(llm_config(fake_openai)), "judge", output_model=Verdict, extra_body={"response_format": override}
+        LLMClient(llm_config(fake_openai)),
+        "judge",
+        output_model=Verdict,
+        extra_body={"response_format": override},
     )
     assert result.ok and fake_openai.bodies[0]["response_format"] == override
 

@@ -63,7 +63,6 @@ from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key_from_j
 from rm_rewards.llm.config import LLMConfig
 from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
 from rm_rewards.llm.ratelimit import TokenBucket
-from rm_rewards.llm.transport import ChatTransport, HTTPReply, sdk_ssl_context
 from rm_rewards.llm.structured import (
     SCHEMA_MEMO_SIZE,
     StructuredMode,
@@ -72,6 +71,7 @@ from rm_rewards.llm.structured import (
     cached_schema,
     parse_model,
 )
+from rm_rewards.llm.transport import ChatTransport, HTTPReply, sdk_ssl_context
 from rm_rewards.llm.usage import UsageStats
 from rm_rewards.schema import ChatMessage
 
@@ -549,7 +549,9 @@ class LLMClient:
                 _status_reason(reply.status), f"HTTP {reply.status}: {detail}", reply.status, retry_after
             )
         if not 200 <= reply.status < 300:
-            raise _AttemptFailed("bad_response", f"HTTP {reply.status} is not a chat completion", reply.status)
+            raise _AttemptFailed(
+                "bad_response", f"HTTP {reply.status} is not a chat completion", reply.status
+            )
         try:
             data = json.loads(reply.body)
         except ValueError as exc:  # UnicodeDecodeError included
@@ -653,7 +655,9 @@ def _compact_json(value: Any) -> str:
 def _model_format(output_model: type[BaseModel], mode: StructuredMode) -> _Format:
     """The format asking for `output_model` in `mode`: serialised once per model, not per call."""
     sent = cached_response_format(output_model, mode)
-    return _Format(None if sent is None else _compact_json(sent), canonical_json(sent), _schema_key_json(output_model))
+    return _Format(
+        None if sent is None else _compact_json(sent), canonical_json(sent), _schema_key_json(output_model)
+    )
 
 
 @functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
@@ -704,7 +708,9 @@ def _completion_from(data: Any) -> _Completion:
         raise _AttemptFailed("bad_response", "choices[0] has no message")
     content = message.get("content")
     if content is not None and not isinstance(content, str):
-        raise _AttemptFailed("bad_response", f"choices[0].message.content is {type(content).__name__}, not text")
+        raise _AttemptFailed(
+            "bad_response", f"choices[0].message.content is {type(content).__name__}, not text"
+        )
     finish_reason = choice.get("finish_reason")
     usage = data.get("usage")
     tokens = TokenUsage(_token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"))

@@ -78,7 +78,9 @@ def cached_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
-def cached_response_format(model: type[BaseModel], mode: StructuredMode = "json_schema") -> dict[str, Any] | None:
+def cached_response_format(
+    model: type[BaseModel], mode: StructuredMode = "json_schema"
+) -> dict[str, Any] | None:
     """`response_format_for(model, mode)`, built once per (model, mode). Shared: read only."""
     if mode == "prompt":
         return None

@@ -102,7 +102,9 @@ class ChatTransport:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections, ssl=ssl_context),
             headers=sdk_headers(sdk),
-            timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+            ),
             trust_env=False,  # proxies are resolved above; trust_env would read ~/.netrc per request
         )
 
@@ -111,7 +113,9 @@ class ChatTransport:
 
     async def post(self, payload: bytes) -> HTTPReply:
         """Send one JSON body and read the whole answer. Raises aiohttp / OS errors as they come."""
-        async with self._session.post(self.url, data=payload, proxy=self.proxy, allow_redirects=False) as response:
+        async with self._session.post(
+            self.url, data=payload, proxy=self.proxy, allow_redirects=False
+        ) as response:
             body = await response.read()
             return HTTPReply(response.status, response.headers, body)
 
