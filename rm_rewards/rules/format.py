@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
-from rm_rewards.kinds import PointwiseReward
+from rm_rewards.kinds import PointwiseReward, response_score
 from rm_rewards.registry import register
 from rm_rewards.schema import ResponseScore, Sample, ToolCall
 
@@ -198,7 +198,7 @@ class ReasoningFormat(PointwiseReward):
         problems = reasoning_format_problems(
             sample.responses[index].text, self.think_tag, self.answer_tag, self.allow_outside_text
         )
-        return ResponseScore(score=0.0 if problems else 1.0, reason="; ".join(problems) or "format ok")
+        return response_score(0.0 if problems else 1.0, "; ".join(problems) or "format ok")
 
 
 @register(

@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
-from rm_rewards.kinds import PointwiseReward
+from rm_rewards.kinds import PointwiseReward, response_score
 from rm_rewards.registry import register
 from rm_rewards.rules.general import tokenize
 from rm_rewards.schema import ResponseScore, Sample
@@ -318,7 +318,7 @@ class NgramRepetitionPenalty(PointwiseReward):
         score = repetition_penalty_from_rate(
             rate, self.threshold, self.penalty_rate, self.soft, self.max_penalty, self.min_scaling
         )
-        return ResponseScore(score=score, reason=f"{self.n}-gram repetition rate {rate:.3f}")
+        return response_score(score, f"{self.n}-gram repetition rate {rate:.3f}")
 
 
 @register(
@@ -333,4 +333,4 @@ class PrivacyLeakage(PointwiseReward):
     def score_response(self, sample: Sample, index: int) -> ResponseScore:
         leaks = find_privacy_leaks(sample.responses[index].text, self.ignore_private_ips)
         score = self.penalty_per_leak * len(leaks) if leaks else 0.0
-        return ResponseScore(score=score, reason=describe_leaks(leaks))
+        return response_score(score, describe_leaks(leaks))
