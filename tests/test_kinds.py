@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import threading
 
+import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from rm_rewards import registry
 from rm_rewards.best_of_n import abest_of_n, best_of_n, select_best
@@ -16,8 +20,12 @@ from rm_rewards.kinds import (
     PairwiseVerdict,
     PointwiseReward,
     StepwiseReward,
+    error_score,
+    response_score,
+    reward_result,
+    score_value,
 )
-from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
+from rm_rewards.schema import ChatMessage, DimensionScore, Response, ResponseScore, RewardResult, Sample
 
 
 def make_sample(
@@ -345,3 +353,172 @@ def test_sync_batches_pause_the_collector_and_restore_it():
         assert not gc.isenabled()  # a caller that turned it off keeps it off
     finally:
         gc.enable()
+
+
+# --- fast result builders: indistinguishable from pydantic's own construction --------------------
+
+
+def assert_indistinguishable(fast, normal) -> None:
+    """Everything a caller can observe of a model, short of object identity, is the same."""
+    assert type(fast) is type(normal)
+    assert fast == normal and normal == fast
+    assert list(fast.__dict__.items()) == list(normal.__dict__.items())  # same values, same order
+    assert list(fast.__dict__) == list(type(fast).model_fields)  # no field missed by a builder
+    assert fast.model_fields_set == normal.model_fields_set
+    assert fast.__pydantic_extra__ == normal.__pydantic_extra__
+    assert fast.__pydantic_private__ == normal.__pydantic_private__
+    assert repr(fast) == repr(normal)
+    assert fast.model_dump() == normal.model_dump()
+    assert fast.model_dump(exclude_unset=True) == normal.model_dump(exclude_unset=True)
+    assert fast.model_dump_json() == normal.model_dump_json()
+    for copied, copied_normal in [
+        (fast.model_copy(), normal.model_copy()),
+        (fast.model_copy(deep=True), normal.model_copy(deep=True)),
+        (fast.model_copy(update={"error": "x"}), normal.model_copy(update={"error": "x"})),
+        (copy.deepcopy(fast), copy.deepcopy(normal)),
+        (pickle.loads(pickle.dumps(fast)), pickle.loads(pickle.dumps(normal))),
+    ]:
+        assert copied == copied_normal and copied.model_fields_set == copied_normal.model_fields_set
+    assert type(fast).model_validate_json(fast.model_dump_json()) == normal
+
+
+def every_score_field(**values) -> dict:
+    return {"score": None, "reason": "", "dimensions": {}, "steps": None, "error": None} | values
+
+
+@pytest.mark.parametrize("value", [0.25, -3.0, 0.0, 1e308, 3, True, np.float64(0.5), np.int64(7)])
+def test_score_value_builds_what_model_construct_builds(value) -> None:
+    fast = score_value(value)
+    assert type(fast.score) is float
+    assert_indistinguishable(fast, ResponseScore.model_construct(**every_score_field(score=float(value))))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), np.float64("nan")])
+def test_score_value_turns_non_finite_scores_into_errors(value) -> None:
+    assert_indistinguishable(
+        score_value(value), ResponseScore.model_construct(**every_score_field(error=f"non-finite score {value}"))
+    )
+
+
+def test_score_value_passes_a_response_score_through() -> None:
+    score = ResponseScore(score=1.0, reason="given")
+    assert score_value(score) is score
+
+
+@pytest.mark.parametrize(("score", "reason"), [(0.5, "why"), (-1.0, ""), (0.0, "ok"), (2, "int"), (True, "bool")])
+def test_response_score_is_the_validated_constructor(score, reason) -> None:
+    fast = response_score(score, reason)
+    normal = ResponseScore(score=score, reason=reason)
+    assert_indistinguishable(fast, normal)
+    assert fast.model_fields_set == {"score", "reason"}
+
+
+@pytest.mark.parametrize(("score", "reason"), [(float("inf"), "x"), (float("nan"), "x"), ("high", "x"), (1.0, 5)])
+def test_response_score_rejects_what_the_constructor_rejects(score, reason) -> None:
+    with pytest.raises(ValidationError) as normal:
+        ResponseScore(score=score, reason=reason)
+    with pytest.raises(ValidationError) as fast:
+        response_score(score, reason)
+    assert str(fast.value) == str(normal.value)  # same fields, messages and inputs
+
+
+def test_reward_result_builds_what_model_construct_builds() -> None:
+    scores = [score_value(1.0), error_score("bad")]
+    values = {"reward_name": "r", "reward_version": "1-ab", "sample_id": "s", "scores": scores, "error": None}
+    assert_indistinguishable(
+        reward_result("r", "1-ab", "s", scores, None), RewardResult.model_construct(**values, metadata={})
+    )
+    assert_indistinguishable(
+        reward_result("r", "1-ab", "s", [], "boom"),
+        RewardResult.model_construct(**values | {"scores": [], "error": "boom"}, metadata={}),
+    )
+
+
+def test_fast_built_models_share_no_mutable_parts() -> None:
+    first, second = score_value(1.0), score_value(1.0)
+    first.dimensions["x"] = DimensionScore(score=1.0)
+    first.model_fields_set.discard("steps")
+    assert second.dimensions == {} and second.model_fields_set == set(ResponseScore.model_fields)
+    one, two = response_score(1.0, "r"), response_score(1.0, "r")
+    one.steps = [1.0]  # assignment marks the field set, on that object only
+    assert one.model_fields_set == {"score", "reason", "steps"} and two.model_fields_set == {"score", "reason"}
+    a, b = reward_result("r", "1", "s", [], None), reward_result("r", "1", "s", [], None)
+    a.metadata["k"] = 1
+    assert b.metadata == {} and a.model_fields_set is not b.model_fields_set
+
+
+# --- the fused pointwise batch gives what the steps give -----------------------------------------
+
+
+class StepByStepLengthScore(LengthScore):
+    """LengthScore through the unfused steps: overriding `_score` opts a class out of the fused loop."""
+
+    def _score(self, sample: Sample) -> list[ResponseScore]:
+        return super()._score(sample)
+
+
+class ReasonedLengthScore(LengthScore):
+    """Returns ResponseScores built by `response_score`, and an int score for an empty response."""
+
+    def score_response(self, sample: Sample, index: int) -> ResponseScore:
+        text = sample.responses[index].text
+        return response_score(float(super().score_response(sample, index)) if text else 0, f"length of {text}")
+
+
+class ShrinkingSample(LengthScore):
+    """A rule that removes a response while scoring: the count check must still catch it."""
+
+    def score_response(self, sample: Sample, index: int) -> float:
+        if sample.responses[index].text == "shrink":
+            sample.responses.pop()
+        return 1.0
+
+
+def batch_of_every_case() -> list[Sample]:
+    broken = Sample.model_construct(id="broken", source="t", input=[], responses=None)  # len() raises
+    return [
+        make_sample("abc", "boom", "nan", "hello", sample_id="mixed"),
+        make_sample("", "x", sample_id="empty text"),
+        make_sample("boom", sample_id="all bad"),
+        broken,
+        make_sample("a" * 50, sample_id="long"),
+    ]
+
+
+def described(result: RewardResult) -> tuple:
+    return (result.model_dump_json(), result.model_fields_set,
+            [(s.model_fields_set, s.__pydantic_private__, s.__pydantic_extra__) for s in result.scores])
+
+
+@pytest.mark.parametrize("reward_cls", [LengthScore, ReasonedLengthScore])
+def test_fused_batch_matches_the_step_by_step_path(reward_cls) -> None:
+    reward = reward_cls(scale=0.5).named("length")
+    unfused = type("Unfused", (reward_cls,), {"_score": lambda self, s: PointwiseReward._score(self, s)})
+    reference = unfused(scale=0.5).named("length")
+    samples = batch_of_every_case()
+    fused = reward.evaluate_batch(samples)
+    assert [described(r) for r in fused] == [described(r) for r in reference.evaluate_batch(samples)]
+    assert [described(r) for r in fused] == [described(reward.evaluate(s)) for s in samples]
+    assert fused[0].values() == [1.5, None, None, 2.5] and fused[0].scores[1].error.startswith("RuntimeError")
+    assert fused[3].scores == [] and fused[3].error.startswith("TypeError")
+
+
+def test_fused_batch_keeps_the_count_check() -> None:
+    def fresh() -> Sample:
+        return make_sample("shrink", "b", "c", sample_id="shrinking")
+
+    batch = ShrinkingSample().evaluate_batch([fresh()])[0]
+    assert batch.scores == [] and batch.error == "reward returned 3 scores for 2 responses"
+    assert described(batch) == described(ShrinkingSample().evaluate(fresh()))
+
+
+def test_a_class_that_overrides_a_step_keeps_it_in_batches() -> None:
+    class FlagsEveryResult(LengthScore):
+        def _checked(self, sample, scores, label=None):
+            result = super()._checked(sample, scores, label)
+            result.metadata["checked"] = True
+            return result
+
+    results = FlagsEveryResult().evaluate_batch([make_sample("a"), make_sample("bb")])
+    assert [r.metadata for r in results] == [{"checked": True}] * 2 and [r.values() for r in results] == [[1.0], [2.0]]
+    assert StepByStepLengthScore().evaluate_batch([make_sample("abc")])[0].values() == [3.0]
