@@ -388,3 +388,46 @@ def test_processes_writing_at_once_lose_nothing(fake_openai, cache) -> None:
     outputs = [_output(child) for child in children]
     assert all(not any(o["cached"]) for o in outputs)
     assert len(cache) == 180 and fake_openai.request_count == 180
+
+
+def test_identical_concurrent_calls_share_one_request(fake_openai, llm_config, tmp_path) -> None:
+    """The A/B-swapped copy of a pair asks the same prompts at the same moment: one request each."""
+    import asyncio
+
+    from rm_rewards.llm import LLMClient, ResponseCache
+    from tests.fake_openai import reply
+
+    fake_openai.set_latency(0.2)
+    fake_openai.set_default(reply("the answer"))
+    client = LLMClient(llm_config(fake_openai), ResponseCache(tmp_path / "c.sqlite"))
+    messages = [{"role": "user", "content": "same question"}]
+
+    async def ask_three():
+        return await asyncio.gather(*(client.chat(messages) for _ in range(3)),
+                                    client.chat([{"role": "user", "content": "other"}]))
+
+    results = asyncio.run(ask_three())
+    assert [r.content for r in results] == ["the answer"] * 4
+    assert fake_openai.request_count == 2
+    assert sorted(r.cached for r in results[:3]) == [False, True, True]
+    snapshot = client.stats.snapshot()
+    assert (snapshot.calls, snapshot.requests, snapshot.cache_hits) == (4, 2, 2)
+
+
+def test_a_failed_call_is_not_shared_with_identical_waiters(fake_openai, llm_config, tmp_path) -> None:
+    import asyncio
+
+    from rm_rewards.llm import LLMClient, ResponseCache
+    from tests.fake_openai import reply, status
+
+    fake_openai.set_latency(0.1)
+    fake_openai.enqueue(status(400), reply("second try works"))
+    client = LLMClient(llm_config(fake_openai, max_retries=0), ResponseCache(tmp_path / "c.sqlite"))
+    messages = [{"role": "user", "content": "q"}]
+
+    async def ask_two():
+        return await asyncio.gather(client.chat(messages), client.chat(messages))
+
+    first, second = asyncio.run(ask_two())
+    assert first.error is not None and second.content == "second try works"
+    assert fake_openai.request_count == 2

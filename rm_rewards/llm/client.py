@@ -51,7 +51,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -159,6 +159,8 @@ class _LoopState:
     transport: ChatTransport
     slots: asyncio.Semaphore
     closer: AsyncIterator[None]
+    # Cache key → the call already asking it on this loop: identical concurrent calls share it.
+    in_flight: dict[str, asyncio.Future] = field(default_factory=dict)
 
 
 async def _close_when_loop_ends(sdk: openai.AsyncOpenAI, transport: ChatTransport) -> AsyncIterator[None]:
@@ -376,6 +378,39 @@ class LLMClient:
                 hit.content, hit.finish_reason, TokenUsage(hit.prompt_tokens, hit.completion_tokens)
             )
             return self._finish(completion, output_model, key, started, attempts=0, cached=True)
+        if cache is None:
+            return await self._ask(body, request_format, output_model, key, started, None, template_version)
+        # An identical call already in flight (e.g. the A/B-swapped copy of a pair judged at the
+        # same time): wait for its answer instead of sending the same request again.
+        in_flight = (await self._state()).in_flight
+        leader = in_flight.get(key)
+        if leader is not None:
+            shared: ChatResult | None = await asyncio.shield(leader)
+            if shared is not None and shared.ok:  # else: ask for ourselves (errors are not shared)
+                self.stats.add(calls=1, cache_hits=1)
+                return replace(shared, cached=True, attempts=0, latency_s=time.monotonic() - started)
+        future: asyncio.Future[ChatResult | None] = asyncio.get_running_loop().create_future()
+        in_flight[key] = future
+        result = None
+        try:
+            result = await self._ask(body, request_format, output_model, key, started, cache, template_version)
+            return result
+        finally:
+            future.set_result(result)  # None when this call was cancelled or raised
+            if in_flight.get(key) is future:
+                del in_flight[key]
+
+    async def _ask(
+        self,
+        body: dict[str, Any],
+        request_format: Any,
+        output_model: type[BaseModel] | None,
+        key: str,
+        started: float,
+        cache: ResponseCache | None,
+        template_version: str,
+    ) -> ChatResult:
+        """Send one request (with retries), parse it, and cache a good answer."""
         self.stats.add(calls=1, cache_misses=1)
         completion, attempts = await self._send_with_retries(body, request_format)
         if isinstance(completion, LLMError):
