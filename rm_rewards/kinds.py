@@ -97,8 +97,8 @@ def trusted_model(cls: type[ModelT], values: dict) -> ModelT:
     """`cls.model_construct(**values)` without its per-field loop, for hot paths.
 
     `values` must name every field of `cls` with already valid values, and `cls` must have no
-    private attributes. Rule rewards build three such models per sample; `model_construct` alone
-    was most of the framework's per-call cost.
+    private attributes. `model_construct` alone was most of the framework's per-call cost on the
+    rule rewards; the per-sample builders below are this with their field names written out.
     """
     model = cls.__new__(cls)
     _set_values(model, values)
