@@ -35,8 +35,12 @@ def runs_by_default() -> bool:
     description="Benchmark every registered model (rules, judges, checkpoints) on every benchmark.",
 )
 def benchmark_schedule(context: dg.ScheduleEvaluationContext):
-    models = context.instance.get_dynamic_partitions(evaluated_models.name)
+    return scheduled_benchmark_requests(context.instance, context.scheduled_execution_time)
+
+
+def scheduled_benchmark_requests(instance: dg.DagsterInstance, tick) -> list[dg.RunRequest] | dg.SkipReason:
+    """One run per (benchmark × registered model), keyed by the tick so a tick never runs twice."""
+    models = instance.get_dynamic_partitions(evaluated_models.name)
     if not models:
         return dg.SkipReason("no evaluated models registered yet (the checkpoint sensor registers them)")
-    tick = context.scheduled_execution_time.isoformat()
-    return benchmark_run_requests(sorted(models), tag=f"scheduled-{tick}")
+    return benchmark_run_requests(sorted(models), tag=f"scheduled-{tick.isoformat()}")

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_project.schedules import benchmark_schedule
+from dagster_project.schedules import scheduled_benchmark_requests
 from dagster_project.sensors import models_to_register, new_checkpoint_sensor
 from rm_assets.benchmarks.assets import benchmark_reports, spread_subset
 from rm_assets.benchmarks.checks import no_regression_since_previous_report
@@ -168,11 +168,12 @@ def test_sensor_registers_new_checkpoints_and_defaults_once():
 
 def test_schedule_benchmarks_every_registered_model():
     with dg.instance_for_test() as instance:
+        # The schedule's body (invoking the ScheduleDefinition itself binds the shared benchmark_job
+        # to this short-lived instance, which breaks later users of the module-level Definitions).
         tick = datetime.datetime(2026, 11, 29, 3, 0, tzinfo=datetime.timezone.utc)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        assert isinstance(benchmark_schedule(context), dg.SkipReason)
+        assert isinstance(scheduled_benchmark_requests(instance, tick), dg.SkipReason)
         instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty", "checkpoint:bt-1"])
-        requests = benchmark_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        requests = scheduled_benchmark_requests(instance, tick)
     assert len(requests) == 8
     assert {r.partition_key.keys_by_dimension["model"] for r in requests} == {"reward:length_penalty", "checkpoint:bt-1"}
     assert all(r.run_key.startswith("scheduled-2026-11-29T03:00") for r in requests)  # one run per tick

@@ -134,6 +134,11 @@ def test_raw_rows_data_version_follows_content(tmp_path):
 def test_two_partitions_in_parallel_runs_both_land(tmp_path):
     """Separate runs in separate processes (multiprocess executor) writing one DuckDB file."""
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "RMFORGE_DATA_DIR": str(tmp_path / "data")}
+    # Create the instance's storage once first: two processes migrating a fresh SQLite run
+    # storage at the same moment race (that is Dagster's set-up, not the warehouse under test).
+    (tmp_path / "home").mkdir()
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")):
+        pass
     runs = [
         subprocess.Popen(
             [sys.executable, "-m", "dagster_project.cli", "run", "--skip-training", "--skip-llm", "--skip-benchmarks", "--partition", partition],
