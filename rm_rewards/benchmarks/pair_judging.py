@@ -31,7 +31,7 @@ from typing import Literal
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.items import BenchmarkItem, item_to_sample
 from rm_rewards.benchmarks.reports import BenchmarkReport, RMBenchDomainResult, RMBenchReport
-from rm_rewards.benchmarks.scoring import rm_bench_report, score_benchmark
+from rm_rewards.benchmarks.scoring import rm_bench_domain_result, rm_bench_report, score_benchmark
 from rm_rewards.kinds import PairwiseReward, PairwiseVerdict, describe_error, run_sync
 from rm_rewards.schema import Sample
 
@@ -159,20 +159,8 @@ def _rm_bench_domain(
     matrix = [
         [fmean(table[item.id][(i, 3 + j)] is True for item in items) for j in range(3)] for i in range(3)
     ]
-    hard = fmean([matrix[0][1], matrix[0][2], matrix[1][2]])
-    normal = fmean([matrix[i][i] for i in range(3)])
-    easy = fmean([matrix[1][0], matrix[2][0], matrix[2][1]])
-    return RMBenchDomainResult(
-        domain=domain,
-        matrix=matrix,
-        hard=hard,
-        normal=normal,
-        easy=easy,
-        average=fmean([hard, normal, easy]),
-        n_items=len(items),
-        n_failed=sum(_failed(table[item.id]) for item in items),
-        n_missing=0,
-    )
+    counts = {"n_items": len(items), "n_failed": sum(_failed(table[item.id]) for item in items), "n_missing": 0}
+    return rm_bench_domain_result(domain, matrix, counts)
 
 
 def _rm_bench_report(items: Sequence[BenchmarkItem], table: dict[str, PairOutcomes]) -> RMBenchReport:

@@ -101,18 +101,18 @@ def _rm_bench_domain(domain: str, items: Sequence[BenchmarkItem], table: _Table)
         for i in range(3):
             for j in range(3):
                 wins[i][j] += _beats(chosen[i], rejected[j])
-    matrix = [[count / len(items) for count in row] for row in wins]
+    return rm_bench_domain_result(domain, [[count / len(items) for count in row] for row in wins],
+                                  table.counts(items))
+
+
+def rm_bench_domain_result(domain: str, matrix: list[list[float]], counts: dict[str, int]) -> RMBenchDomainResult:
+    """hard / normal / easy from the 3×3 win matrix M[chosen style][rejected style]."""
     hard = fmean([matrix[0][1], matrix[0][2], matrix[1][2]])  # chosen plainer than rejected
     normal = fmean([matrix[i][i] for i in range(3)])
     easy = fmean([matrix[1][0], matrix[2][0], matrix[2][1]])  # chosen fancier than rejected
     return RMBenchDomainResult(
-        domain=domain,
-        matrix=matrix,
-        hard=hard,
-        normal=normal,
-        easy=easy,
-        average=fmean([hard, normal, easy]),
-        **table.counts(items),
+        domain=domain, matrix=matrix, hard=hard, normal=normal, easy=easy,
+        average=fmean([hard, normal, easy]), **counts,
     )
 
 
