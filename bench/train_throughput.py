@@ -154,6 +154,7 @@ def rmforge_worker(args: argparse.Namespace) -> None:
             losses.append(row["train_loss"])
 
     worker = WorkerContext(report=report, checkpoint=lambda metrics, write: None)  # nothing written
+    rss_before_training = peak_rss_mb()
     with tempfile.TemporaryDirectory() as output_dir:
         began = (time.perf_counter(), time.process_time())
         result = run_bt_training(bt_config(args, output_dir), pairs, [], worker)
@@ -168,6 +169,7 @@ def rmforge_worker(args: argparse.Namespace) -> None:
         "steps_done": result.steps,
         "losses": losses,
         "rss_after_imports_mb": rss_after_imports,
+        "rss_before_training_mb": rss_before_training,
         "peak_rss_mb": peak_rss_mb(),
     }
     Path(args.result).write_text(json.dumps(record, indent=2))
@@ -191,22 +193,47 @@ def run_trainer(trainer: str, args: argparse.Namespace, scratch: Path, run_index
     result = scratch / f"{trainer}-{run_index}.json"
     flags = common_flags(args)
     if trainer == "rmforge":
-        command = [sys.executable, __file__, "--worker", "rmforge", "--result", str(result),
-                   f"--steps={args.steps}", f"--warmup-steps={args.warmup_steps}", *flags]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            "rmforge",
+            "--result",
+            str(result),
+            f"--steps={args.steps}",
+            f"--warmup-steps={args.warmup_steps}",
+            *flags,
+        ]
     else:
         from training.config import default_backbone_path
 
-        command = [str(PEER_PYTHON), str(PEER_SCRIPT), "--input", str(scratch / "pairs.jsonl"),
-                   "--result", str(result), "--model-path", default_backbone_path(),
-                   f"--steps={args.warmup_steps + args.steps}", *flags]
+        command = [
+            str(PEER_PYTHON),
+            str(PEER_SCRIPT),
+            "--input",
+            str(scratch / "pairs.jsonl"),
+            "--result",
+            str(result),
+            "--model-path",
+            default_backbone_path(),
+            f"--steps={args.warmup_steps + args.steps}",
+            *flags,
+        ]
         if args.trl_disable_dropout:
             command.append("--disable-dropout")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     load_before = os.getloadavg()[0]
     log_path = scratch / f"{trainer}-{run_index}.log"
     with open(log_path, "w") as log:
-        done = subprocess.run(command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(
+            command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
     if done.returncode != 0:
         raise SystemExit(f"{trainer} run failed (exit {done.returncode}):\n{log_path.read_text()[-3000:]}")
     record = json.loads(result.read_text())
@@ -218,7 +245,9 @@ def summarise(record: dict, tokens: list[int], args: argparse.Namespace) -> dict
     """Rates over the steps after the warm-up: from the end of step `warmup` to the end of the last."""
     wall, cpu, first = record["step_wall"], record["step_cpu"], args.warmup_steps
     if len(wall) != args.warmup_steps + args.steps:
-        raise SystemExit(f"{record['trainer']}: {len(wall)} steps clocked, expected {args.warmup_steps + args.steps}")
+        raise SystemExit(
+            f"{record['trainer']}: {len(wall)} steps clocked, expected {args.warmup_steps + args.steps}"
+        )
     start_wall = wall[first - 1] if first else record["train_start"]["wall"]
     start_cpu = cpu[first - 1] if first else record["train_start"]["cpu"]
     seconds, cpu_seconds = wall[-1] - start_wall, cpu[-1] - start_cpu
@@ -233,6 +262,7 @@ def summarise(record: dict, tokens: list[int], args: argparse.Namespace) -> dict
         "cores_busy": cpu_seconds / seconds,
         "peak_rss_mb": record["peak_rss_mb"],
         "rss_after_imports_mb": record["rss_after_imports_mb"],
+        "rss_before_training_mb": record["rss_before_training_mb"],
         "load_before": record["load_before"],
         "load_after": record["load_after"],
         "last_loss": record["losses"][-1] if record["losses"] else None,
@@ -266,14 +296,15 @@ def geometric_mean(values: list[float]) -> float:
 
 def markdown(per_run: list[dict], totals: dict[str, dict], ratios: dict[str, list[float]]) -> str:
     lines = [
-        "| run | trainer | tokens/s | steps/s | tokens/CPU-s | cores busy | peak RSS MB | RSS after imports MB | load avg before/after |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| run | trainer | tokens/s | steps/s | tokens/CPU-s | cores busy | peak RSS MB | RSS after imports MB "
+        "| RSS before training MB | load avg before/after |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for i, row in enumerate(per_run, start=1):
         lines.append(
             f"| {i} | {row['trainer']} | {row['tokens_per_s']:,.0f} | {row['steps_per_s']:.3f} | "
             f"{row['tokens_per_cpu_s']:,.0f} | {row['cores_busy']:.2f} | {row['peak_rss_mb']:,.0f} | "
-            f"{row['rss_after_imports_mb']:,.0f} | {row['load_before']:.1f} / {row['load_after']:.1f} |"
+            f"{row['rss_after_imports_mb']:,.0f} | {row['rss_before_training_mb']:,.0f} | {row['load_before']:.1f} / {row['load_after']:.1f} |"
         )
     ours, peer = totals["rmforge"], totals["trl"]
 
@@ -332,8 +363,9 @@ def drive(args: argparse.Namespace) -> None:
         "paired_ratios": ratios,
         "ratio_tokens_per_s": geometric_mean(ratios["tokens_per_s"]),
         "ratio_tokens_per_cpu_s": geometric_mean(ratios["tokens_per_cpu_s"]),
-        "versions": {"rmforge": records[0]["versions"] if records[0]["trainer"] == "rmforge" else records[1]["versions"],
-                     "trl": next(r["versions"] for r in records if r["trainer"] == "trl")},
+        "versions": {
+            name: next(r["versions"] for r in records if r["trainer"] == name) for name in ("rmforge", "trl")
+        },
         "trl_optimizer": next(r["optim"] for r in records if r["trainer"] == "trl"),
         "markdown": table,
     }
@@ -343,7 +375,9 @@ def drive(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=60, help="timed optimizer steps per run")
     parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps before them")
     parser.add_argument("--repeats", type=int, default=3, help="runs per trainer, alternating")
@@ -352,8 +386,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--trl-disable-dropout", action="store_true",
-                        help="TRL's own default; off by default because rmforge trains with dropout")
+    parser.add_argument(
+        "--trl-disable-dropout",
+        action="store_true",
+        help="TRL's own default; off by default because rmforge trains with dropout",
+    )
     parser.add_argument("--worker", choices=["rmforge"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -124,7 +124,9 @@ def reward_config(args: argparse.Namespace, output_dir: str) -> RewardConfig:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--input", required=True)
     parser.add_argument("--result", required=True)
     parser.add_argument("--model-path", required=True)
@@ -134,7 +136,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--disable-dropout", action="store_true", help="TRL's own default (off here: rmforge keeps dropout)")
+    parser.add_argument(
+        "--disable-dropout", action="store_true", help="TRL's own default (off here: rmforge keeps dropout)"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -148,6 +152,7 @@ def main() -> None:
     check_same_batch(rows, dataset, tokenizer, args.max_length, args.batch_size)
 
     clock = StepClock()
+    rss_before_training = peak_rss_mb()
     with tempfile.TemporaryDirectory() as output_dir:
         began = time.perf_counter()
         trainer = RewardTrainer(
@@ -162,9 +167,13 @@ def main() -> None:
         trainer.train()
     result = {
         "trainer": "trl",
-        "versions": {name: importlib.metadata.version(name) for name in ("trl", "transformers", "torch", "accelerate")},
+        "versions": {
+            name: importlib.metadata.version(name) for name in ("trl", "transformers", "torch", "accelerate")
+        },
         "threads": torch.get_num_threads(),
-        "optimizer": type(trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer).__name__,
+        "optimizer": type(
+            trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+        ).__name__,
         "optim": str(trainer.args.optim),
         "setup_s": setup_s,
         "train_start": {"wall": train_began[0], "cpu": train_began[1]},
@@ -173,6 +182,7 @@ def main() -> None:
         "tokens_counted_by_trainer": int(trainer._total_train_tokens),
         "losses": [row["loss"] for row in trainer.state.log_history if "loss" in row],
         "rss_after_imports_mb": rss_after_imports,
+        "rss_before_training_mb": rss_before_training,
         "peak_rss_mb": peak_rss_mb(),
     }
     with open(args.result, "w", encoding="utf-8") as handle:
