@@ -1,7 +1,7 @@
 """The one configuration object of the Bradley-Terry reward-model trainer: every knob, with its default.
 
 The defaults are the short CPU schedule measured on bundled HH-RLHF harmless pairs (see
-bench/train_throughput.py): all-MiniLM-L6-v2, max_length 128, batch 16, lr 3e-5, 2 epochs.
+bench/train_quality.py): all-MiniLM-L6-v2, max_length 128, batch 16, lr 3e-5, 2 epochs.
 """
 
 from __future__ import annotations
