@@ -13,7 +13,7 @@ import os
 import dagster as dg
 
 from rm_assets.checkpoints.assets import rm_checkpoints
-from rm_assets.judging.assets import local_budget
+from rm_assets.judging.assets import learned_principles, local_budget
 from rm_assets.partitions import benchmark_partitions
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
@@ -54,16 +54,13 @@ def _principles_judge(warehouse, dataset: str, client):
     """A pointwise judge with the principle set `auto_principles` learned for `dataset`."""
     from rm_rewards.judges import PointwiseJudge
 
-    frame = warehouse.query(
-        "SELECT principle_set_id, scenario, principles_json FROM principle_sets WHERE partition = ?", [dataset]
-    )
-    if frame.empty:
+    learned = learned_principles(warehouse, dataset)
+    if learned is None:
         raise ValueError(f"no principle set for {dataset!r}: materialize auto_principles for it first")
-    principles = json.loads(frame["principles_json"][0])
-    if not principles:
+    if not learned.principles:
         raise ValueError(f"the principle set for {dataset!r} is empty (no principle survived): nothing to evaluate")
-    judge = PointwiseJudge(client=client, scenario=frame["scenario"][0], principles=principles)
-    return judge.named(f"principles_{frame['principle_set_id'][0]}")
+    judge = PointwiseJudge(client=client, **learned.judge_params())
+    return judge.named(f"principles_{learned.principle_set_id}")
 
 
 def _previous_summary(warehouse, partition: str) -> dict | None:

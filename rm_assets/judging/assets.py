@@ -7,6 +7,7 @@ Each materialization records its own calls, cache hits, retries, failures and to
 
 import json
 import os
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -43,14 +44,24 @@ def _budget(samples: list, limit: int | None) -> list:
     return samples if limit is None else samples[:limit]
 
 
-def _latest_principles(warehouse, dataset: str):
-    """The principle set learned for this partition, or None (judges then use their defaults)."""
+class LearnedPrinciples(NamedTuple):
+    principle_set_id: str
+    scenario: str
+    principles: list[str]
+
+    def judge_params(self) -> dict:
+        """Judge fields for these principles; none when nothing survived (judges use their defaults)."""
+        return {"scenario": self.scenario, "principles": self.principles} if self.principles else {}
+
+
+def learned_principles(warehouse, dataset: str) -> LearnedPrinciples | None:
+    """The principle set `auto_principles` learned for this dataset partition, or None."""
     frame = warehouse.query(
         "SELECT principle_set_id, scenario, principles_json FROM principle_sets WHERE partition = ?", [dataset]
     )
     if frame.empty:
         return None
-    return frame["principle_set_id"][0], frame["scenario"][0], json.loads(frame["principles_json"][0])
+    return LearnedPrinciples(frame["principle_set_id"][0], frame["scenario"][0], json.loads(frame["principles_json"][0]))
 
 
 def _usage_metadata(client, before) -> dict:
@@ -143,9 +154,9 @@ def llm_scores(
     dataset = context.partition_key
     store = warehouse.get_warehouse()
     samples = _budget(_load_samples(store, dataset), config.max_samples)
-    learned = _latest_principles(store, dataset)
-    principle_set_id = learned[0] if learned else None
-    principles = {"scenario": learned[1], "principles": learned[2]} if learned and learned[2] else {}
+    learned = learned_principles(store, dataset)
+    principle_set_id = learned.principle_set_id if learned else None
+    principles = learned.judge_params() if learned else {}
 
     client = llm.get_client()
     before = client.stats.snapshot()
@@ -219,8 +230,8 @@ def refined_samples(
     dataset = context.partition_key
     store = warehouse.get_warehouse()
     candidates = _budget(refinement_candidates(_load_samples(store, dataset)), config.max_samples)
-    learned = _latest_principles(store, dataset)
-    principles = {"scenario": learned[1], "principles": learned[2]} if learned and learned[2] else {}
+    learned = learned_principles(store, dataset)
+    principles = learned.judge_params() if learned else {}
 
     client = llm.get_client()
     before = client.stats.snapshot()
