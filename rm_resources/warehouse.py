@@ -261,6 +261,11 @@ def _create_table_sql(table: str, columns: Mapping[str, str]) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{table}" ({body})'
 
 
+def table_columns(table: str) -> list[str]:
+    """The columns a caller provides for `table` (the warehouse adds `partition`)."""
+    return [column for column in TABLES[table] if column != "partition"]
+
+
 def table_schema(table: str) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, sql_type) for name, sql_type in TABLES[table].items()])
 

@@ -15,7 +15,7 @@ from rm_assets.data.assets import converted_samples
 from rm_assets.metadata import table_metadata
 from rm_assets.partitions import dataset_partitions
 from rm_resources.llm import LLMClientResource
-from rm_resources.warehouse import WarehouseResource
+from rm_resources.warehouse import WarehouseResource, table_columns
 
 # Every LLM-calling asset: per dataset, in the `llm` pool so parallel runs queue for the endpoint.
 LLM_ASSET = dict(
@@ -149,7 +149,7 @@ def llm_scores(
     import pandas as pd
 
     from rm_rewards.judges import PairwiseJudge, PointwiseJudge
-    from rm_rewards.scoring import result_to_row, score_samples, summarize
+    from rm_rewards.scoring import SCORE_ROW_COLUMNS, result_to_row, score_samples, summarize
 
     dataset = context.partition_key
     store = warehouse.get_warehouse()
@@ -170,9 +170,7 @@ def llm_scores(
 
     hashes = {s.id: s.content_hash() for s in samples}
     frame = pd.DataFrame(
-        [result_to_row(r, hashes[r.sample_id]) for r in results],
-        columns=["sample_id", "reward_name", "reward_version", "scores", "reasons", "response_errors", "error",
-                 "input_hash"],
+        [result_to_row(r, hashes[r.sample_id]) for r in results], columns=list(SCORE_ROW_COLUMNS)
     ).assign(principle_set_id=principle_set_id, model=client.config.model, run_id=context.run_id)
     store.replace_partition("llm_scores", dataset, frame)
     inconsistent = sum(int(r.metadata.get("position_inconsistent", 0)) for r in results)
@@ -255,7 +253,7 @@ def refined_samples(
                 "judge": result.judge,
                 "run_id": context.run_id,
             })
-    frame = pd.DataFrame(rows, columns=[c for c in store_columns("refined_samples")])
+    frame = pd.DataFrame(rows, columns=table_columns("refined_samples"))
     store.replace_partition("refined_samples", dataset, frame)
     improved = sum(1 for r in results if r.best_round not in (None, 0))
     return dg.MaterializeResult(
@@ -271,8 +269,3 @@ def refined_samples(
         )
     )
 
-
-def store_columns(table: str) -> list[str]:
-    from rm_resources.warehouse import TABLES
-
-    return [c for c in TABLES[table] if c != "partition"]
