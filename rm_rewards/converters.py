@@ -2,7 +2,8 @@
 
     rows = load_bundled_rows("hh_rlhf_harmless")           # or load_local_rows / load_hub_rows
     result = convert_rows("hh_rlhf_harmless", rows, test_fraction=0.2)
-    result.samples      # list[Sample]: ids from content, split by prompt hash, pairs A/B-swapped
+    result.samples      # list[Sample]: ids from content, split by prompt hash, pairs A/B-swapped;
+                        # metadata["raw_row_indices"]: the rows (indices into `rows`) each came from
     result.quarantined  # list[QuarantinedRow]: dataset, row_index, field, reason, row_json
 
 Datasets: see `list_datasets()`. The converters and loaders live in `rm_rewards.datasets`.

@@ -3,9 +3,10 @@
     principle_set = generate_principles(pairwise_samples, client, PrincipleSettings(max_themes=5))
     judge = PairwiseJudge(client=client, principles=principle_set.principles, scenario=...)
 
-1. Pairs: each pairwise `Sample` with a `preference` (index of the better of its two responses).
-   Ties, samples without exactly two responses, and the swapped copy of a pair already seen are
-   skipped, each with its reason (`provenance.skipped`).
+1. Pairs: `rm_rewards.pairs.fold_pairs` keeps each labelled pair once (a pairwise `Sample` with
+   two different responses and a `preference`, the index of the better one). Ties, malformed
+   samples and the swapped copy of a pair already seen are skipped, each with its reason
+   (`provenance.skipped`).
 2. Per pair, at most `max_rounds` rounds: the LLM proposes principles explaining why the
    preferred answer is better (round 1) or revises them given the judge's critique (later rounds);
    a pairwise judge (both orders) with those principles then judges the pair. The first round whose
@@ -48,6 +49,7 @@ from rm_rewards.judges.templates import (
 )
 from rm_rewards.kinds import run_sync
 from rm_rewards.llm import LLMClient
+from rm_rewards.pairs import LabelledPair, SkippedSample, fold_pairs
 from rm_rewards.schema import Sample
 
 PROPOSE_TEMPLATE = JudgeTemplate(
@@ -131,11 +133,6 @@ class PrincipleSettings(BaseModel):
     max_concurrent_pairs: int = Field(default=8, ge=1, le=1024)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     measure_agreement: bool = True
-
-
-class SkippedSample(BaseModel):
-    sample_id: str
-    reason: str
 
 
 class PrincipleFailure(BaseModel):
@@ -222,50 +219,6 @@ def template_version() -> str:
 # --- pairs ---------------------------------------------------------------------------------------
 
 
-class PreferencePair(BaseModel):
-    pair_id: str
-    sample: Sample  # exactly two responses
-    chosen: int  # 0 or 1
-
-
-def _pair_key(sample: Sample) -> str:
-    texts = sorted(r.text for r in sample.responses)
-    payload = json.dumps([[m.model_dump() for m in sample.input], texts], ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def preference_pairs(samples: Sequence[Sample]) -> tuple[list[PreferencePair], list[SkippedSample]]:
-    """The usable labelled pairs, and every sample left out with the reason."""
-    pairs: list[PreferencePair] = []
-    skipped: list[SkippedSample] = []
-    seen: dict[str, str] = {}
-    for sample in samples:
-        if len(sample.responses) != 2:
-            skipped.append(
-                SkippedSample(sample_id=sample.id, reason=f"responses: needs 2, has {len(sample.responses)}")
-            )
-            continue
-        if sample.preference is None:
-            skipped.append(
-                SkippedSample(sample_id=sample.id, reason="preference: none (a tie or unlabelled)")
-            )
-            continue
-        if sample.preference not in (0, 1):
-            skipped.append(
-                SkippedSample(sample_id=sample.id, reason=f"preference: {sample.preference} is not 0 or 1")
-            )
-            continue
-        key = _pair_key(sample)
-        if key in seen:
-            skipped.append(
-                SkippedSample(sample_id=sample.id, reason=f"same pair as {seen[key]} (swapped copy)")
-            )
-            continue
-        seen[key] = sample.id
-        pairs.append(PreferencePair(pair_id=sample.id, sample=sample, chosen=sample.preference))
-    return pairs, skipped
-
-
 def _agrees(verdict: JudgePairVerdict, chosen: int) -> bool:
     return verdict.error is None and verdict.winner == ("a" if chosen == 0 else "b")
 
@@ -329,17 +282,17 @@ class _Run:
         return list(result.parsed.principles)
 
 
-def _pair_prompt(pair: PreferencePair, scenario: str) -> str:
+def _pair_prompt(pair: LabelledPair, scenario: str) -> str:
     heading, conversation = render_conversation(pair.sample.input)
     answers = render_answers([("A", pair.sample.responses[0].text), ("B", pair.sample.responses[1].text)])
     sections = [f"# Scenario\n{scenario}"] if scenario.strip() else []
     sections += [f"# {heading}\n{conversation}", f"# Answers\n{answers}"]
-    sections.append(f"# Preference\nPeople preferred answer {'AB'[pair.chosen]}.")
+    sections.append(f"# Preference\nPeople preferred answer {'AB'[pair.chosen_index]}.")
     return "\n\n".join(sections)
 
 
 def _revision_prompt(
-    pair: PreferencePair, scenario: str, previous: list[str], verdict: JudgePairVerdict
+    pair: LabelledPair, scenario: str, previous: list[str], verdict: JudgePairVerdict
 ) -> str:
     if verdict.winner == "tie":
         outcome = "could not separate the answers (a tie or a position-dependent verdict)"
@@ -352,7 +305,7 @@ def _revision_prompt(
     )
 
 
-async def _learn_from_pair(run: _Run, pair: PreferencePair) -> PairOutcome:
+async def _learn_from_pair(run: _Run, pair: LabelledPair) -> PairOutcome:
     settings = run.settings
     principles: list[str] = []
     verdict: JudgePairVerdict | None = None
@@ -373,7 +326,7 @@ async def _learn_from_pair(run: _Run, pair: PreferencePair) -> PairOutcome:
         if verdict.error is not None:
             run.fail("judge", verdict.error, pair.pair_id, round_number)
             return PairOutcome(pair_id=pair.pair_id, rounds=round_number, stopped="judge failed")
-        if _agrees(verdict, pair.chosen):
+        if _agrees(verdict, pair.chosen_index):
             return PairOutcome(pair_id=pair.pair_id, rounds=round_number, agreed=True, principles=principles)
     return PairOutcome(
         pair_id=pair.pair_id, rounds=settings.max_rounds, stopped="no agreement within max_rounds"
@@ -437,17 +390,17 @@ async def _merge(run: _Run, selected: list[str]) -> tuple[list[str], bool]:
 
 
 async def aagreement(
-    pairs: Sequence[PreferencePair], judge: PairwiseJudge, *, max_concurrency: int = 64
+    pairs: Sequence[LabelledPair], judge: PairwiseJudge, *, max_concurrency: int = 64
 ) -> AgreementStats:
     """How often `judge` (both orders) agrees with each pair's label."""
     limit = asyncio.Semaphore(max_concurrency)
 
-    async def one(pair: PreferencePair) -> JudgePairVerdict:
+    async def one(pair: LabelledPair) -> JudgePairVerdict:
         async with limit:
             return await judge.acompare_both(pair.sample, 0, 1)
 
     verdicts = await asyncio.gather(*(one(p) for p in pairs))
-    agree = sum(1 for p, v in zip(pairs, verdicts) if _agrees(v, p.chosen))
+    agree = sum(1 for p, v in zip(pairs, verdicts) if _agrees(v, p.chosen_index))
     inconsistent = sum(1 for v in verdicts if v.position_consistent is False)
     failed = sum(1 for v in verdicts if v.error is not None and v.position_consistent is not False)
     return AgreementStats(
@@ -461,7 +414,7 @@ async def aagreement(
 
 
 async def _measure(
-    run: _Run, pairs: list[PreferencePair], principles: Sequence[str]
+    run: _Run, pairs: list[LabelledPair], principles: Sequence[str]
 ) -> AgreementStats | None:
     if not run.settings.measure_agreement or not pairs or run.budget_spent:
         return None
@@ -485,10 +438,10 @@ async def agenerate_principles(
     """Learn principles from labelled pairs (see the module doc); never raises for LLM failures."""
     settings = settings or PrincipleSettings()
     run = _Run(client, settings)
-    pairs, skipped = preference_pairs(samples)
+    pairs, skipped = fold_pairs(samples)
     gate = asyncio.Semaphore(settings.max_concurrent_pairs)
 
-    async def gated(pair: PreferencePair) -> PairOutcome:
+    async def gated(pair: LabelledPair) -> PairOutcome:
         async with gate:
             return await _learn_from_pair(run, pair)
 
@@ -542,17 +495,14 @@ __all__ = [
     "AgreementStats",
     "CandidatePrinciple",
     "PairOutcome",
-    "PreferencePair",
     "PrincipleFailure",
     "PrincipleProvenance",
     "PrincipleSet",
     "PrincipleSettings",
-    "SkippedSample",
     "aagreement",
     "agenerate_principles",
     "collect_candidates",
     "generate_principles",
-    "preference_pairs",
     "principle_set_id",
     "principles_output_model",
 ]

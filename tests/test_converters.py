@@ -455,3 +455,36 @@ def test_caller_errors_raise_instead_of_quarantining():
 def test_counts_summarise_tasks_splits_and_quarantine():
     result = convert_rows("helpsteer2", [*load_bundled_rows("helpsteer2"), {"prompt": "p"}])
     assert result.counts() == {"pairwise/train": 8, "pointwise/train": 8, "quarantined": 1}
+
+
+# --- provenance: the raw rows each sample came from -------------------------------------------------
+
+
+def test_every_sample_names_its_raw_row_and_both_swapped_copies_the_same_one():
+    rows = [hh_row("\n\nHuman: q1", "yes", "no"), {"chosen": "broken"}, hh_row("\n\nHuman: q2", "a", "b")]
+    samples = convert_rows("hh_rlhf_harmless", rows).samples
+    assert [(s.input[0].content, s.metadata["swapped"], s.metadata["raw_row_indices"]) for s in samples] == [
+        ("q1", False, [0]),
+        ("q1", True, [0]),
+        ("q2", False, [2]),  # row 1 is quarantined: indices stay positions in `rows`
+        ("q2", True, [2]),
+    ]
+
+
+def test_helpsteer2_rating_pairs_name_both_rating_rows():
+    rows = [rating("p", "a", 1), rating("q", "x", 2), preference("q", 2, "x", "y"), rating("p", "b", 3)]
+    samples = convert_rows("helpsteer2", rows).samples
+    pairs_of_p = [s for s in samples if s.input[0].content == "p" and s.task == "pairwise"]
+    provenance = {s.id.rsplit("-", 1)[1]: s.metadata["raw_row_indices"] for s in pairs_of_p}
+    assert provenance == {"rating_pair": [0, 3], "rating_pair_swapped": [0, 3]}
+    pointwise = {s.responses[0].text: s.metadata["raw_row_indices"] for s in samples if s.task == "pointwise"}
+    assert pointwise == {"a": [0], "x": [1], "b": [3]}
+    preference_pairs = [s for s in samples if s.metadata.get("pair_source") == "preference_annotation"]
+    assert [s.metadata["raw_row_indices"] for s in preference_pairs] == [[2], [2]]
+
+
+def test_a_duplicate_row_is_quarantined_and_the_sample_keeps_the_first_rows_index():
+    rows = [rating("other", "r", 1), rating("p", "a", 4), rating("p", "a", 4)]
+    result = convert_rows("helpsteer2", rows)
+    assert [(q.row_index, q.reason) for q in result.quarantined] == [(2, "duplicate of row 1 (same content)")]
+    assert [s.metadata["raw_row_indices"] for s in result.samples if s.input[0].content == "p"] == [[1]]

@@ -18,10 +18,10 @@ import pytest
 
 from rm_rewards.embeddings import EmbeddingError
 from rm_rewards.llm import LLMClient
+from rm_rewards.pairs import fold_pairs
 from rm_rewards.principles import (
     PrincipleSettings,
     generate_principles,
-    preference_pairs,
     principle_set_id,
 )
 from rm_rewards.schema import ChatMessage, Response, Sample
@@ -197,12 +197,12 @@ def test_an_embedding_failure_is_recorded_and_selection_falls_back_to_support(fa
     assert result.principles == ["STRONG merged."] and not prov.stopped_early
 
 
-def test_preference_pairs_name_what_is_wrong_with_each_skipped_sample() -> None:
+def test_folded_pairs_name_what_is_wrong_with_each_skipped_sample() -> None:
     three = pair("three", "cats", True)
     three = three.model_copy(update={"responses": [*three.responses, three.responses[0]]})
     odd = pair("odd", "dogs", True).model_copy(update={"preference": 2})
-    pairs, skipped = preference_pairs([three, odd, pair("fine", "owls", False)])
-    assert [p.pair_id for p in pairs] == ["fine"] and pairs[0].chosen == 1
+    pairs, skipped = fold_pairs([three, odd, pair("fine", "owls", False)])
+    assert [p.pair_id for p in pairs] == ["fine"] and pairs[0].chosen_index == 1
     assert [(s.sample_id, s.reason) for s in skipped] == [
         ("three", "responses: needs 2, has 3"),
         ("odd", "preference: 2 is not 0 or 1"),

@@ -2,6 +2,7 @@
 
 - `training.config.BTTrainConfig`: every knob of the Bradley-Terry trainer, with defaults.
 - `training.data`: `pairs_from_samples` (pairwise Samples → deduplicated (context, chosen, rejected)),
+  `pairs_from_training_records` (curated `rm_rewards.curation` records → the kept and flagged pairs),
   `render_text` (the one text template), `load_samples` (.jsonl / .jsonl.gz / .parquet).
 - `training.bt_trainer`: `train(config, samples_or_paths)` in-process; `run_bt_training` (the shared
   loop); checkpoints load with plain transformers.

@@ -4,7 +4,9 @@ A pairwise Sample holds two candidate responses and `preference` = index of the 
 (None = tie). Converters emit each human pair twice, as [chosen, rejected] with preference 0 and
 as the swapped copy with preference 1, so position-sensitive judges see both orders. A scalar
 reward model scores each response on its own, so the copies carry the same information:
-`pairs_from_samples` folds them back into one (context, chosen, rejected) triple.
+`pairs_from_samples` folds them back into one (context, chosen, rejected) triple (with
+`rm_rewards.pairs.fold_pairs`). `pairs_from_training_records` reads the curated `training_pairs`
+instead (`rm_rewards.curation`): the kept and flagged ones.
 
 Example pair (what the trainer consumes):
     PreferencePair(sample_id="hh-17", split="train",
@@ -22,13 +24,14 @@ always survives truncation.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from rm_rewards.curation import TRAINED_DECISIONS, TrainingPairRecord
+from rm_rewards.pairs import fold_pairs
 from rm_rewards.schema import ChatMessage, Sample, Split, samples_from_frame
 
 log = logging.getLogger(__name__)
@@ -53,61 +56,44 @@ def render_text(context: Sequence[ChatMessage], response: str) -> str:
     return "\n".join(lines)
 
 
-def _pair_from_sample(sample: Sample) -> PreferencePair | None:
-    """The (chosen, rejected) pair of one pairwise sample; None for a tie or identical responses."""
-    if len(sample.responses) != 2:
-        raise ValueError(
-            f"sample {sample.id!r}: field 'responses' must hold exactly 2 candidates for a pairwise "
-            f"sample, got {len(sample.responses)}"
-        )
-    if sample.preference is None:
-        return None
-    if sample.preference not in (0, 1):
-        raise ValueError(
-            f"sample {sample.id!r}: field 'preference' must be 0, 1 or None, got {sample.preference}"
-        )
-    chosen = sample.responses[sample.preference].text
-    rejected = sample.responses[1 - sample.preference].text
-    if chosen == rejected:
-        return None
-    return PreferencePair(
-        sample_id=sample.id, split=sample.split, context=sample.input, chosen=chosen, rejected=rejected
-    )
-
-
-def _pair_key(pair: PreferencePair) -> str:
-    context = [m.model_dump(mode="json") for m in pair.context]
-    return json.dumps([context, pair.chosen, pair.rejected], sort_keys=True, ensure_ascii=False)
-
-
 def pairs_from_samples(samples: Iterable[Sample]) -> list[PreferencePair]:
     """Deduplicated (context, chosen, rejected) triples from pairwise samples, in first-seen order.
 
-    Ties (preference None) and pairs with identical responses carry no preference and are skipped;
-    samples of other tasks (pointwise, listwise) are skipped too. A pair seen in several samples
-    (the swapped copy, or the same pair twice) is kept once, with the split of its first sighting.
+    The pairs are `rm_rewards.pairs.fold_pairs`'s: ties (preference None), pairs with identical
+    responses and samples of other tasks are skipped; a pair seen in several samples (the swapped
+    copy, or the same pair again) is kept once, with the split and label of its first sighting.
     A pairwise sample without exactly two responses, or with a preference other than 0/1/None, is
     an error naming the sample and the field.
     """
-    pairs: list[PreferencePair] = []
-    seen: set[str] = set()
-    skipped = {"not_pairwise": 0, "no_preference": 0, "duplicate": 0}
-    for sample in samples:
-        if sample.task != "pairwise":
-            skipped["not_pairwise"] += 1
-            continue
-        pair = _pair_from_sample(sample)
-        if pair is None:
-            skipped["no_preference"] += 1
-            continue
-        key = _pair_key(pair)
-        if key in seen:
-            skipped["duplicate"] += 1
-            continue
-        seen.add(key)
-        pairs.append(pair)
-    log.info("pairs_from_samples: %d pairs, skipped %s", len(pairs), skipped)
+    folded, skipped = fold_pairs(samples, strict=True)
+    pairs = [
+        PreferencePair(
+            sample_id=pair.pair_id,
+            split=pair.split,
+            context=pair.context,
+            chosen=pair.chosen.text,
+            rejected=pair.rejected.text,
+        )
+        for pair in folded
+    ]
+    log.info("pairs_from_samples: %d pairs, %d samples skipped", len(pairs), len(skipped))
     return pairs
+
+
+def pairs_from_training_records(records: Iterable[TrainingPairRecord]) -> list[PreferencePair]:
+    """The curated pairs a reward model trains on: kept and flagged records (dropped ones are for the
+    audit only), in the given order, each named by its `pair_id`."""
+    return [
+        PreferencePair(
+            sample_id=record.pair_id,
+            split=record.split,
+            context=record.context,
+            chosen=record.chosen.text,
+            rejected=record.rejected.text,
+        )
+        for record in records
+        if record.decision in TRAINED_DECISIONS
+    ]
 
 
 def split_pairs(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair], list[PreferencePair]]:

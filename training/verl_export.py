@@ -16,11 +16,11 @@ The reward for both is `training/verl_reward.py`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rm_rewards.pairs import fold_pairs
 from rm_rewards.schema import ChatMessage, Sample
 from training.data import ROLE_LABELS
 from training.verl_reward import DATA_SOURCE_PREFIX, PAIRWISE, POINTWISE, SCORE_RANGE
@@ -65,36 +65,20 @@ def _extra(sample: Sample, task: str, swapped: bool = False, response_index: int
     }
 
 
-def _pair_key(sample: Sample) -> str:
-    """Order-free identity of a pair, so a converter's swapped copy is not exported twice."""
-    context = [m.model_dump(mode="json") for m in sample.input]
-    return json.dumps([context, sorted(r.text for r in sample.responses)], sort_keys=True, ensure_ascii=False)
-
-
 def pairwise_rows(samples: Iterable[Sample]) -> list[dict[str, Any]]:
     """Two rows per distinct pairwise sample (as given, and A/B swapped); ties labelled 'tie'.
 
-    A pairwise sample must have exactly 2 responses and a preference of 0, 1 or None (tie);
-    anything else is an error naming the sample and the field.
+    Distinct: `rm_rewards.pairs.fold_pairs` (ties included) keeps a converter's swapped copy, or a
+    repeat of the pair, out; a pair of two identical texts has nothing to judge and is left out
+    too. A pairwise sample must have exactly 2 responses and a preference of 0,
+    1 or None (tie); anything else is an error naming the sample and the field.
     """
-    rows, seen = [], set()
-    for sample in samples:
-        if sample.task != PAIRWISE:
-            continue
-        if len(sample.responses) != 2:
-            raise ValueError(
-                f"sample {sample.id!r}: field 'responses' must hold 2 candidates, got {len(sample.responses)}"
-            )
-        if sample.preference not in (0, 1, None):
-            raise ValueError(
-                f"sample {sample.id!r}: field 'preference' must be 0, 1 or None, got {sample.preference}"
-            )
-        key = _pair_key(sample)
-        if key in seen:
-            continue
-        seen.add(key)
+    rows = []
+    pairs, _skipped = fold_pairs(samples, include_ties=True, strict=True)
+    for pair in pairs:
+        sample = pair.sample
         first, second = (r.text for r in sample.responses)
-        labels = {0: ("A", "B"), 1: ("B", "A"), None: ("tie", "tie")}[sample.preference]
+        labels = {0: ("A", "B"), 1: ("B", "A"), None: ("tie", "tie")}[pair.chosen_index]
         source = f"{DATA_SOURCE_PREFIX}/{PAIRWISE}/{sample.source}"
         for swapped, (a, b), label in (
             (False, (first, second), labels[0]),

@@ -103,17 +103,20 @@ def read_helpsteer2_row(row: Mapping[str, Any]) -> RatedResponse | PreferencePai
     return read_preference_row(row) if is_preference_row(row) else read_rating_row(row)
 
 
-def rating_pair_samples(dataset: str, rated: list[RatedResponse], test_fraction: float) -> list[Sample]:
+def rating_pair_samples(
+    dataset: str, rated: list[tuple[int, RatedResponse]], test_fraction: float
+) -> list[Sample]:
     """Pairs of responses to the same prompt (each unordered pair once, in row order), both orders.
 
+    `rated` holds (raw row index, rating); a pair's `raw_row_indices` are its two rating rows.
     Pairs whose two responses have the same text are skipped: their preference is noise.
     """
-    by_prompt: dict[str, list[RatedResponse]] = {}
-    for item in rated:
-        by_prompt.setdefault(prompt_id(item.messages), []).append(item)
+    by_prompt: dict[str, list[tuple[int, RatedResponse]]] = {}
+    for row_index, item in rated:
+        by_prompt.setdefault(prompt_id(item.messages), []).append((row_index, item))
     samples: list[Sample] = []
     for group in by_prompt.values():
-        for first, second in itertools.combinations(group, 2):
+        for (first_row, first), (second_row, second) in itertools.combinations(group, 2):
             if first.response == second.response:
                 continue
             help_first, help_second = first.attributes["helpfulness"], second.attributes["helpfulness"]
@@ -128,11 +131,14 @@ def rating_pair_samples(dataset: str, rated: list[RatedResponse], test_fraction:
                 float(abs(help_first - help_second)),
                 test_fraction,
                 {"pair_source": "helpfulness_ratings"},
+                raw_row_indices=[first_row, second_row],
             )
     return samples
 
 
-def preference_pair_samples(dataset: str, pair: PreferencePair, test_fraction: float) -> list[Sample]:
+def preference_pair_samples(
+    dataset: str, pair: PreferencePair, test_fraction: float, row_index: int
+) -> list[Sample]:
     preference = None if pair.strength == 0 else (1 if pair.strength > 0 else 0)
     return swapped_pair_samples(
         dataset,
@@ -144,6 +150,7 @@ def preference_pair_samples(dataset: str, pair: PreferencePair, test_fraction: f
         float(abs(pair.strength)),
         test_fraction,
         {"pair_source": "preference_annotation", **pair.metadata},
+        raw_row_indices=[row_index],
     )
 
 
@@ -151,15 +158,17 @@ def convert_helpsteer2(dataset: str, rows: list[Any], test_fraction: float) -> C
     """Ratings rows → pointwise samples then rating pairs; preference rows → preference pairs."""
     check_test_fraction(test_fraction)
     records, quarantined = read_rows(dataset, rows, read_helpsteer2_row)
-    rated = [record for record in records if isinstance(record, RatedResponse)]
+    rated = [(row_index, record) for row_index, record in records if isinstance(record, RatedResponse)]
     samples = [
-        pointwise_sample(dataset, item.digest, item.messages, _labelled(item), test_fraction)
-        for item in rated
+        pointwise_sample(
+            dataset, item.digest, item.messages, _labelled(item), test_fraction, raw_row_indices=[row_index]
+        )
+        for row_index, item in rated
     ]
     samples += rating_pair_samples(dataset, rated, test_fraction)
-    for record in records:
+    for row_index, record in records:
         if isinstance(record, PreferencePair):
-            samples += preference_pair_samples(dataset, record, test_fraction)
+            samples += preference_pair_samples(dataset, record, test_fraction, row_index)
     return ConversionResult(samples=samples, quarantined=quarantined)
 
 

@@ -176,7 +176,7 @@ def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> Conv
     pairs, quarantined = read_rows(dataset, rows, read_hh_rlhf_row)
     samples = [
         sample
-        for pair in pairs
+        for row_index, pair in pairs
         for sample in swapped_pair_samples(
             dataset,
             pair.digest,
@@ -187,6 +187,7 @@ def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> Conv
             None,
             test_fraction,
             pair.metadata,
+            raw_row_indices=[row_index],
         )
     ]
     return ConversionResult(samples=samples, quarantined=quarantined)

@@ -129,13 +129,16 @@ def read_rows(
     dataset: str,
     rows: list[Any],
     read_row: Callable[[Mapping[str, Any]], RowT],
-) -> tuple[list[RowT], list[QuarantinedRow]]:
-    """Apply `read_row` to every row; bad rows and repeats of an earlier row go to quarantine.
+) -> tuple[list[tuple[int, RowT]], list[QuarantinedRow]]:
+    """Apply `read_row` to every row: (row index, record) for each kept row, and the quarantine.
 
-    `read_row` returns an object with a `digest` (hash of the content it read); a row whose digest
-    was already seen would produce samples with the same ids, so it is set aside as a duplicate.
+    The row index is the 0-based position in `rows`; converters record it on every sample as
+    `metadata["raw_row_indices"]`. Bad rows and repeats of an earlier row go to quarantine:
+    `read_row` returns an object with a `digest` (hash of the content it read), and a row whose
+    digest was already seen would produce samples with the same ids, so it is set aside as a
+    duplicate; the kept record is the first row's, with the first row's index.
     """
-    kept: list[RowT] = []
+    kept: list[tuple[int, RowT]] = []
     quarantined: list[QuarantinedRow] = []
     first_row_of_digest: dict[str, int] = {}
     for row_index, row in enumerate(rows):
@@ -154,7 +157,7 @@ def read_rows(
             quarantined.append(quarantine(dataset, row_index, row, duplicate))
             continue
         first_row_of_digest[record.digest] = row_index
-        kept.append(record)
+        kept.append((row_index, record))
     return kept, quarantined
 
 

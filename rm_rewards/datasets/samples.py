@@ -7,10 +7,15 @@ Pair conventions (all datasets):
   no strength (HH-RLHF);
 - every pair is emitted twice, `<variant>` with the source's order and `<variant>_swapped` with
   A and B exchanged (against position bias), both with the same split and the same `pair_id`.
+
+Provenance (all samples): `metadata["raw_row_indices"]` lists the 0-based indices, in the row
+list given to `convert_rows`, of the raw rows the sample came from (one row, or two for a
+HelpSteer2 pair built from two rating rows); both swapped copies carry the same indices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rm_rewards.datasets.keys import assign_split, content_digest, conversation_key, sample_id
@@ -26,6 +31,12 @@ def prompt_id(messages: list[ChatMessage]) -> str:
     return content_digest(conversation_key(messages))
 
 
+def _provenance(messages: list[ChatMessage], raw_row_indices: Sequence[int]) -> dict[str, Any]:
+    if not raw_row_indices:
+        raise ValueError("a converted sample must name the raw row(s) it came from")
+    return {"prompt_id": prompt_id(messages), "raw_row_indices": [int(i) for i in raw_row_indices]}
+
+
 def pointwise_sample(
     dataset: str,
     digest: str,
@@ -33,6 +44,8 @@ def pointwise_sample(
     response: Response,
     test_fraction: float,
     metadata: dict[str, Any] | None = None,
+    *,
+    raw_row_indices: Sequence[int],
 ) -> Sample:
     return Sample(
         id=sample_id(dataset, digest, "pointwise"),
@@ -41,7 +54,7 @@ def pointwise_sample(
         split=assign_split(messages, test_fraction),
         input=messages,
         responses=[response],
-        metadata={"prompt_id": prompt_id(messages), **(metadata or {})},
+        metadata={**_provenance(messages, raw_row_indices), **(metadata or {})},
     )
 
 
@@ -55,6 +68,8 @@ def swapped_pair_samples(
     strength: float | None,
     test_fraction: float,
     metadata: dict[str, Any] | None = None,
+    *,
+    raw_row_indices: Sequence[int],
 ) -> list[Sample]:
     """The pair in the source's order, then the same pair with A and B exchanged."""
     if preference not in (0, 1, None):
@@ -62,7 +77,7 @@ def swapped_pair_samples(
     if strength is not None and strength < 0:
         raise ValueError(f"preference_strength is a magnitude, got {strength!r}")
     split = assign_split(messages, test_fraction)
-    shared = {"prompt_id": prompt_id(messages), "pair_id": f"{dataset}-{digest}", **(metadata or {})}
+    shared = {**_provenance(messages, raw_row_indices), "pair_id": f"{dataset}-{digest}", **(metadata or {})}
     first, second = responses
     swapped_preference = None if preference is None else 1 - preference
     orders = [
