@@ -7,6 +7,7 @@ computation on the bundled items (e.g. the share of pairs whose chosen response 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from statistics import fmean
@@ -16,18 +17,29 @@ import pytest
 from pydantic import ValidationError
 
 from rm_rewards import registry
-from rm_rewards.benchmarks import BenchmarkItem, item_to_sample, load_benchmark, score_benchmark
+from rm_rewards.benchmarks import (
+    PRINCIPLES_DEFAULT,
+    PRINCIPLES_LEARNED,
+    BenchmarkItem,
+    CheckpointModel,
+    PrinciplesModel,
+    RewardModel,
+    checkpoint_key,
+    item_to_sample,
+    load_benchmark,
+    model_from_key,
+    model_kind,
+    parse_evaluated_model,
+    parse_model_key,
+    principles_key,
+    score_benchmark,
+)
 from rm_rewards.benchmarks.evaluate import (
     NOT_APPLICABLE,
-    CheckpointModel,
-    RewardModel,
     aevaluate,
     aevaluate_model,
     evaluate,
     evaluate_model,
-    model_from_key,
-    parse_evaluated_model,
-    parse_model_key,
 )
 from rm_rewards.benchmarks.pair_judging import TIES_UNSUPPORTED
 from rm_rewards.kinds import PairwiseReward, PairwiseVerdict, PointwiseReward
@@ -109,6 +121,76 @@ def test_model_spec_validation_names_the_problem() -> None:
     )
     with pytest.raises(ValueError, match="bad parameters for reward 'length_penalty'"):
         RewardModel(reward="length_penalty", params={"nonsense": 1}).build()
+
+
+def test_principles_and_checkpoint_keys_come_from_constructors_and_parse_back() -> None:
+    assert (
+        PrinciplesModel(dataset="helpsteer2").key == principles_key("helpsteer2") == "principles:helpsteer2"
+    )
+    assert checkpoint_key("bt-0001") == CheckpointModel(run_id="bt-0001").key == "checkpoint:bt-0001"
+    assert parse_model_key("principles:hh_rlhf_helpful").model_dump() == {
+        "prefix": "principles",
+        "name": "hh_rlhf_helpful",
+        "variant": None,
+    }
+    assert model_from_key("principles:helpsteer2") == PrinciplesModel(dataset="helpsteer2")
+    assert (
+        parse_evaluated_model({"kind": "principles", "dataset": "helpsteer2"}).key == "principles:helpsteer2"
+    )
+    # every kind's key resolves to the spec whose key it is
+    for key in ("reward:length_penalty", "judge:helpfulness_pointwise", "checkpoint:bt-1", "principles:hs2"):
+        assert model_from_key(key).key == key
+
+
+def test_model_kind_routes_every_key_without_prefix_checks() -> None:
+    assert [
+        model_kind(key)
+        for key in (
+            "reward:length_penalty",
+            "judge:helpfulness_pointwise@0a1b2c3d",
+            checkpoint_key("bt-1"),
+            principles_key("helpsteer2"),
+        )
+    ] == ["reward", "judge", "checkpoint", "principles"]
+    assert parse_model_key("principles:x").kind == "principles"
+    with pytest.raises(ValueError, match="bad model key 'principle:x'"):
+        model_kind("principle:x")
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("principles:", "bad model key 'principles:'"),
+        ("principles:a,b", "bad model key 'principles:a,b'"),
+        ("principles:a[0]", r"bad model key 'principles:a\[0\]'"),
+        ("principles:a..b", "bad model key 'principles:a..b'"),
+        (
+            "principles:hs2@0a1b2c3d",
+            "bad model key 'principles:hs2@0a1b2c3d': a principles key has no @variant",
+        ),
+        ("checkpoint:bt@0a1b2c3d", "a checkpoint key has no @variant"),
+        ("PRINCIPLES:hs2", "bad model key 'PRINCIPLES:hs2'"),
+        ("reward:no_such_reward", "model key 'reward:no_such_reward': no reward named 'no_such_reward'"),
+    ],
+)
+def test_bad_keys_are_errors_that_name_the_key(key: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        model_from_key(key)
+
+
+def test_key_constructors_reject_names_that_cannot_be_partition_keys() -> None:
+    for bad in ("a|b", "a,b", "a b", "run..1", "[x]", ""):
+        with pytest.raises(ValueError, match="goes into a partition key"):
+            checkpoint_key(bad)
+        with pytest.raises(ValueError, match="goes into a partition key"):
+            principles_key(bad)
+
+
+def test_a_principles_model_is_evaluated_through_its_built_judge() -> None:
+    with pytest.raises(ValueError, match="principles:hs2: its judge needs the dataset's principle set"):
+        evaluate_model("rm_bench", load_benchmark("rm_bench")[:1], PrinciplesModel(dataset="hs2"))
+    with pytest.raises(ValueError, match="needs an LLMClient"):
+        PrinciplesModel(dataset="hs2").build(None, "scenario", ["be brief"])
 
 
 # --- rule rewards on the bundled benchmarks ------------------------------------------------------
@@ -460,3 +542,42 @@ def test_llm_judge_gets_its_client_and_runs_concurrently(
     assert result.model_key == "judge:test_llm_length_judge"
     assert result.report == score_benchmark("rmb_pairwise", items, length_table(items))
     assert result.consistency.position_flips == 0 and result.n_failed == 0
+
+
+def length_grade(body: dict[str, Any]) -> str:
+    """A pointwise verdict: longer answers grade higher (0..4), nothing violated."""
+    answer = re.search(r'<answer label="[^"]*">\n(.*)\n</answer>', body["messages"][-1]["content"], re.DOTALL)
+    return json.dumps({"critique": "", "violated": [], "score": min(4, len(answer.group(1)) // 200)})
+
+
+@pytest.mark.parametrize(
+    ("principles", "source", "prompt_has"),
+    [
+        (["Answers the question asked."], PRINCIPLES_LEARNED, "1. Answers the question asked."),
+        ([], PRINCIPLES_DEFAULT, "No specific principles are given"),
+    ],
+)
+def test_principles_judge_uses_the_learned_set_or_says_it_fell_back_to_the_defaults(
+    principles: list[str],
+    source: str,
+    prompt_has: str,
+    fake_openai: Any,
+    llm_config: Any,
+    bundled: dict[str, list[BenchmarkItem]],
+) -> None:
+    fake_openai.set_responder(length_grade)
+    model = model_from_key(principles_key("helpsteer2"))
+    built = model.build(
+        LLMClient(llm_config(fake_openai)), "Help the user.", principles, principle_set_id="0123abcd"
+    )
+    assert built.principles_source == source and built.judge.principles == principles
+    assert built.metadata() == {
+        "principles_source": source,
+        "principle_set_id": "0123abcd",
+        "n_principles": len(principles),
+    }
+    items = bundled["rm_bench"][:2]
+    result = evaluate("rm_bench", items, built.judge, model_key=model.key)
+    assert result.model_key == "principles:helpsteer2" and result.n_failed == 0
+    assert result.n_evaluated == 2 and fake_openai.request_count == sum(len(i.responses) for i in items)
+    assert all(prompt_has in r["body"]["messages"][-1]["content"] for r in fake_openai.requests)

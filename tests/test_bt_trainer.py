@@ -7,7 +7,9 @@ runs the real default backbone (all-MiniLM-L6-v2) for a single step.
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from training.bt_scoring import score_samples, score_texts
 from training.bt_trainer import (
     RUN_INFO_FILE,
     TRAINER_STATE_FILE,
+    TrainingProgress,
     bt_loss,
     latest_checkpoint,
     read_metrics,
@@ -33,6 +36,50 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+# What libraries print on their own: transformers' load report and progress bars, Ray's worker
+# and controller echo, state-API retries, tips, notices and deprecations.
+LIBRARY_NOISE = (
+    "Some weights of",
+    "LOAD REPORT",
+    "Loading weights",
+    "Writing model shards",
+    "Tip:",
+    "RayTrainWorker",
+    "TrainController",
+    "PlacementGroupCleaner",
+    "State API",
+    "Token authentication",
+    "Started a local Ray instance",
+    "Checkpoint successfully created",
+    "Reporting training result",
+    "Warning",
+)
+
+
+@pytest.fixture
+def console(capfd) -> Iterator[Callable[[], str]]:
+    """What a user's terminal shows: everything any process writes to file descriptors 1 and 2,
+    with the `training` loggers at INFO on stderr (as the rmforge CLI sets them up). Call it to read."""
+    stderr = open(2, "w", closefd=False)  # fd 2 itself: pytest swaps sys.stderr between test phases
+    logger, handler = logging.getLogger("training"), logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    capfd.readouterr()  # output of the fixtures before (e.g. saving a tiny backbone)
+    try:
+        yield lambda: "".join(capfd.readouterr())
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        stderr.close()
+
+
+def assert_quiet(text: str) -> None:
+    noise = [line for line in text.splitlines() if any(marker in line for marker in LIBRARY_NOISE)]
+    assert not noise, "library noise on the console:\n" + "\n".join(noise[:10])
 
 
 def _config(model_path, output_dir, **overrides) -> BTTrainConfig:
@@ -218,7 +265,7 @@ def test_a_decoder_backbone_trains_and_scores(tmp_path):
     assert scores[0] == pytest.approx(scores[1][::-1], abs=1e-5)  # the swapped copy scores the same texts
 
 
-def test_default_backbone_is_minilm_and_trains_one_step(tmp_path):
+def test_default_backbone_is_minilm_and_trains_one_step(tmp_path, console):
     config = BTTrainConfig(
         max_length=32,
         batch_size=2,
@@ -230,6 +277,16 @@ def test_default_backbone_is_minilm_and_trains_one_step(tmp_path):
     )
     assert config.model_path is None and "minilm" in config.resolved_model_path().lower()
     result = train(config, toy_preference_samples())
+
+    # MiniLM ships without a score head: transformers' load report about it stays off the console.
+    text = console()
+    prefix = "INFO training.bt_trainer: "
+    lines = [line.removeprefix(prefix) for line in text.splitlines() if "bt_trainer" in line]
+    assert lines[0].startswith("BT training in process on cpu: 2 train / 2 held-out pairs, 1 steps")
+    assert lines[1].startswith("step 1/1 (100%)  loss ") and " ETA " in lines[1]
+    assert lines[2].startswith("eval at step 1/1: loss ")
+    assert lines[3].startswith("BT training finished: 1 steps in") and len(lines) == 4
+    assert_quiet(text)
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(result.final_checkpoint)
@@ -246,3 +303,22 @@ def test_training_without_train_pairs_is_a_clear_error(tiny_bert, tmp_path):
 def test_config_rejects_unknown_knobs():
     with pytest.raises(ValueError, match="extra"):
         BTTrainConfig(learning_rat=1e-3)
+
+
+def test_progress_lines_say_where_the_run_is_and_when_it_ends(tiny_bert, tmp_path, caplog):
+    config = _config(tiny_bert, tmp_path, epochs=2, batch_size=4)  # 7 pairs: 2 steps an epoch
+    progress = TrainingProgress(config, n_train=7, n_eval=3)
+    with caplog.at_level(logging.DEBUG, logger="training"):
+        progress.row({"kind": "eval", "step": 0, "eval_pairs": 3, "eval_loss": 0.69, "eval_accuracy": 0.0})
+        row = {"kind": "step", "step": 1, "train_loss": 0.6931, "train_accuracy": 0.5, "lr": 5e-3}
+        progress.row({**row, "train_tokens_per_s": 1234.5, "steps_per_s": 0.01})  # 3 steps left: 300 s
+        progress.row({**row, "step": 2})  # no rate yet: no guess
+        progress.row({"kind": "epoch", "step": 2, "train_loss": 0.69})
+        progress.row({"kind": "resume", "step": 2})
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "eval before training: loss 0.6900  acc 0.000  margin n/a  (3 held-out pairs)"),
+        ("INFO", "step 1/4 (25%)  loss 0.6931  acc 0.500  lr 5.0e-03  1,234 tok/s  ETA 5m00s"),
+        ("INFO", "step 2/4 (50%)  loss 0.6931  acc 0.500  lr 5.0e-03  ETA ?"),
+        ("DEBUG", "bt {'kind': 'epoch', 'step': 2, 'train_loss': 0.69}"),
+        ("WARNING", "resuming from the checkpoint at step 2 (Ray restarted the workers)"),
+    ]

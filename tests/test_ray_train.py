@@ -3,7 +3,8 @@
 One local Ray (2 CPUs, no dashboard), one worker, a tiny backbone; ~25 s on 2 cores, most of it
 Ray starting up. The drill kills the worker process right after its step-2 checkpoint; the
 restarted worker must continue from that checkpoint (not from scratch) and end with the same
-weights as an uninterrupted in-process run.
+weights as an uninterrupted in-process run. The same run checks the console: the driver's
+progress lines and nothing of Ray's or transformers' own output (one Ray start serves both).
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests import test_bt_trainer
 from training.bt_scoring import score_texts
 from training.bt_trainer import read_metrics, train
 from training.config import BTTrainConfig
 from training.ray_launch import FAULT_MARKER, train_with_ray
 from training.tiny import make_tiny_backbone, toy_preference_samples
 
+console = test_bt_trainer.console  # the fixture: what the terminal shows
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def test_ray_training_survives_a_killed_worker_and_matches_the_plain_path(tmp_path, monkeypatch):
+@pytest.fixture
+def backbone(tmp_path):
+    return make_tiny_backbone(tmp_path / "tiny-bert")
+
+
+def test_ray_training_survives_a_killed_worker_and_matches_the_plain_path(
+    tmp_path, monkeypatch, backbone, console
+):
     # The Ray Train controller collects reports on its health-check poll (2 s by default).
     monkeypatch.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
-    backbone = make_tiny_backbone(tmp_path / "tiny-bert")
     config = BTTrainConfig(
         model_path=str(backbone),
         max_length=32,
@@ -44,6 +54,17 @@ def test_ray_training_survives_a_killed_worker_and_matches_the_plain_path(tmp_pa
     assert steps == [1, 2, 3, 4], "a restarted worker must resume after step 2, not start over"
     assert result.steps == 4 and result.train_pairs == 7 and result.eval_pairs == 3
     assert result.history[-1]["kind"] == "eval" and result.final_eval_accuracy == 1.0
+    assert [row for row in result.history if row["kind"] == "resume"] == [{"kind": "resume", "step": 2}]
+
+    text = console()
+    test_bt_trainer.assert_quiet(text)
+    ours = [line.split(": ", 1)[1] for line in text.splitlines() if " training.bt_trainer: " in line]
+    assert ours[0].startswith("BT training under Ray (CPU, local Ray): 7 train / 3 held-out pairs, 4 steps")
+    assert [line.split()[1] for line in ours if line.startswith("step ")] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all(" loss 0." in line and " ETA " in line for line in ours if line.startswith("step "))
+    assert ours.count("resuming from the checkpoint at step 2 (Ray restarted the workers)") == 1
+    assert sum(line.startswith("eval at step ") for line in ours) == 2  # each epoch end
+    assert ours[-1].startswith("BT training finished: 4 steps in ") and "held-out accuracy 1.000" in ours[-1]
 
     from transformers import AutoModelForSequenceClassification
 

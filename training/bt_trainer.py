@@ -18,7 +18,8 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,24 @@ class PairStats:
 # --- model, tokenizer, batches -----------------------------------------------------------------
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' console output off for our own loads and saves, restored afterwards: its load
+    report (a fresh backbone's score head is always "missing", by design) and its progress bars
+    ("Loading weights", "Writing model shards"). Errors still raise and still log."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[Any, Any]:
     """A one-output sequence classifier and its tokenizer, set up to truncate from the left.
 
@@ -140,12 +159,13 @@ def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     if tokenizer.pad_token is None:  # decoder tokenizers often have none; the score head needs one
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.truncation_side = "left"
     tokenizer.model_max_length = max_length
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
@@ -266,8 +286,9 @@ def write_checkpoint(
 ) -> Path:
     """A `save_pretrained` folder (+ optimizer state when given, for resuming) and a JSON run record."""
     directory.mkdir(parents=True, exist_ok=True)
-    _unwrap(model).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    with quiet_transformers():
+        _unwrap(model).save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
     if optimizer is not None:
         torch.save(
             {
@@ -344,6 +365,15 @@ class _Run:
     state: TrainState
     eval_pairs: Sequence[PreferencePair]
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Where this process's training loop began (a resumed run starts past step 0): steps_per_s.
+    loop_began: float = field(default_factory=time.perf_counter)
+    first_step: int = 0
+
+    def steps_per_s(self) -> float:
+        """Wall-clock steps per second of this process's loop so far, evaluations and checkpoints
+        included: what the ETA on the console is computed from."""
+        elapsed = time.perf_counter() - self.loop_began
+        return (self.state.global_step - self.first_step) / elapsed if elapsed > 0 else 0.0
 
     def emit(self, kind: str, metrics: dict[str, Any]) -> dict[str, Any]:
         row = {
@@ -415,7 +445,12 @@ def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
         step = state.global_step
         if step % config.log_every_steps == 0 or step == run.plan.total_steps:
             run.emit(
-                "step", {**window.all_reduce().as_metrics("train"), "lr": run.scheduler.get_last_lr()[0]}
+                "step",
+                {
+                    **window.all_reduce().as_metrics("train"),
+                    "lr": run.scheduler.get_last_lr()[0],
+                    "steps_per_s": run.steps_per_s(),
+                },
             )
             window = PairStats()
         if config.eval_every_steps and step % config.eval_every_steps == 0:
@@ -450,6 +485,7 @@ def run_bt_training(
         config, worker, worker.prepare_model(model), tokenizer, optimizer, scheduler, plan, state, eval_pairs
     )
     baseline = run.evaluate() if (state.global_step == 0 and config.eval_before_training) else None
+    run.loop_began, run.first_step = time.perf_counter(), state.global_step
     last_eval = None
     while state.epoch < config.epochs and state.global_step < plan.total_steps:
         stats = _run_epoch(run, train_pairs)
@@ -488,18 +524,25 @@ def _finish(
 
 
 def resolve_pairs(
-    config: BTTrainConfig, data: Sequence[Sample] | Sequence[str | os.PathLike]
+    config: BTTrainConfig, data: Sequence[Sample | PreferencePair | dict | str | os.PathLike]
 ) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """(train pairs, held-out pairs) from Samples or sample files, after the config's caps and holdout."""
+    """(train pairs, held-out pairs) from Samples, ready PreferencePairs (e.g. curated training pairs),
+    their dict forms, or sample files, after the config's caps and holdout. Pairs folded from the
+    samples come first, then the given pairs in their order."""
     samples: list[Sample] = []
+    given: list[PreferencePair] = []
     for item in data:
         if isinstance(item, Sample):
             samples.append(item)
+        elif isinstance(item, PreferencePair):
+            given.append(item)
+        elif isinstance(item, dict) and "chosen" in item:  # a PreferencePair dump (a Sample's has responses)
+            given.append(PreferencePair.model_validate(item))
         elif isinstance(item, dict):
             samples.append(Sample.model_validate(item))
         else:
             samples.extend(load_samples(item))
-    train_pairs, eval_pairs = split_pairs(pairs_from_samples(samples))
+    train_pairs, eval_pairs = split_pairs(pairs_from_samples(samples) + given)
     if not eval_pairs and config.holdout_fraction > 0 and len(train_pairs) > 1:
         generator = torch.Generator().manual_seed(config.seed)
         order = torch.randperm(len(train_pairs), generator=generator).tolist()
@@ -507,6 +550,82 @@ def resolve_pairs(
         eval_pairs = [train_pairs[i] for i in order[:n_holdout]]
         train_pairs = [train_pairs[i] for i in sorted(order[n_holdout:])]
     return train_pairs[: config.max_train_pairs], eval_pairs[: config.max_eval_pairs]
+
+
+# --- the console -------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _number(row: dict[str, Any], key: str, spec: str) -> str:
+    value = row.get(key)
+    return "n/a" if value is None else format(value, spec)
+
+
+class TrainingProgress:
+    """What a training run prints, through Python logging (`training.bt_trainer`, which the rmforge
+    CLI shows and a Dagster step captures): one start line, a line per step row (every
+    `log_every_steps` steps: loss, accuracy, ETA), a line per evaluation, a warning when Ray
+    restarted the workers, and a finish line; epoch rows go to DEBUG. Both launchers feed it the
+    rows they write to metrics.jsonl (the Ray driver tails that file), so both print the same lines."""
+
+    def __init__(self, config: BTTrainConfig, n_train: int, n_eval: int, world_size: int = 1) -> None:
+        plan = StepPlan(n_train, config.batch_size, world_size, config.epochs, config.max_steps)
+        self.config, self.n_train, self.n_eval, self.world_size = config, n_train, n_eval, world_size
+        self.total_steps = plan.total_steps
+        self.began = time.perf_counter()
+
+    def start(self, launcher: str) -> None:
+        config = self.config
+        backbone = Path(config.model_path).name if config.model_path else "all-MiniLM-L6-v2"
+        shape = f"batch {config.batch_size} x {self.world_size} worker(s), {config.epochs} epoch(s)"
+        log.info(
+            f"BT training {launcher}: {self.n_train} train / {self.n_eval} held-out pairs, "
+            f"{self.total_steps} steps ({shape}), backbone {backbone}, output {config.output_dir}"
+        )
+
+    def row(self, row: dict[str, Any]) -> None:
+        kind = row.get("kind")
+        if kind == "step":
+            log.info(self._step_line(row))
+        elif kind == "eval":
+            log.info(self._eval_line(row))
+        elif kind == "resume":
+            log.warning(f"resuming from the checkpoint at step {row['step']} (Ray restarted the workers)")
+        else:
+            log.debug("bt %s", row)
+
+    def _step_line(self, row: dict[str, Any]) -> str:
+        step, total = row["step"], self.total_steps
+        rate = row.get("steps_per_s") or 0.0
+        eta = _duration((total - step) / rate) if rate > 0 else "?"
+        tokens = row.get("train_tokens_per_s")
+        return (
+            f"step {step}/{total} ({100 * step / max(1, total):.0f}%)  loss {_number(row, 'train_loss', '.4f')}  "
+            f"acc {_number(row, 'train_accuracy', '.3f')}  lr {_number(row, 'lr', '.1e')}  "
+            f"{'' if tokens is None else f'{tokens:,.0f} tok/s  '}ETA {eta}"
+        )
+
+    def _eval_line(self, row: dict[str, Any]) -> str:
+        when = "before training" if row["step"] == 0 else f"at step {row['step']}/{self.total_steps}"
+        return (
+            f"eval {when}: loss {_number(row, 'eval_loss', '.4f')}  acc {_number(row, 'eval_accuracy', '.3f')}  "
+            f"margin {_number(row, 'eval_margin', '+.4f')}  ({row.get('eval_pairs', 0)} held-out pairs)"
+        )
+
+    def finish(self, result: TrainResult) -> None:
+        before, after = result.baseline_eval_accuracy, result.final_eval_accuracy
+        accuracy = "no held-out pairs" if after is None else f"held-out accuracy {after:.3f}"
+        if after is not None and before is not None:
+            accuracy = f"held-out accuracy {before:.3f} -> {after:.3f}"
+        took, model = _duration(time.perf_counter() - self.began), result.final_checkpoint
+        log.info(f"BT training finished: {result.steps} steps in {took}, {accuracy}; model {model}")
 
 
 # --- the in-process launcher -------------------------------------------------------------------
@@ -539,15 +658,21 @@ def read_metrics(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def local_worker_context(config: BTTrainConfig, device: str | torch.device = "cpu") -> WorkerContext:
-    """Metrics to `<output_dir>/metrics.jsonl` and the log; checkpoints to `<output_dir>/checkpoint-<step>`,
-    keeping the newest `save_total_limit`; the final model to `<output_dir>/final`."""
+def local_worker_context(
+    config: BTTrainConfig,
+    device: str | torch.device = "cpu",
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> WorkerContext:
+    """Metrics to `<output_dir>/metrics.jsonl` (and `on_row`, e.g. `TrainingProgress.row`); checkpoints
+    to `<output_dir>/checkpoint-<step>`, keeping the newest `save_total_limit`; the final model to
+    `<output_dir>/final`."""
     output = config.output_path
     output.mkdir(parents=True, exist_ok=True)
 
     def report(row: dict[str, Any]) -> None:
-        log.info("bt %s", row)
         append_metrics_row(output / METRICS_FILE, row)
+        if on_row is not None:
+            on_row(row)
 
     def checkpoint(metrics: dict[str, Any], write: Callable[[Path], None]) -> None:
         if metrics.get("kind") == "final":
@@ -574,6 +699,9 @@ def train(
     resume_dir = _resume_dir(config)
     if resume_dir is None:
         (config.output_path / METRICS_FILE).unlink(missing_ok=True)
-    return run_bt_training(
-        config, train_pairs, eval_pairs, local_worker_context(config, device), resume_dir=resume_dir
-    )
+    progress = TrainingProgress(config, len(train_pairs), len(eval_pairs))
+    progress.start(f"in process on {device}")
+    worker = local_worker_context(config, device, on_row=progress.row)
+    result = run_bt_training(config, train_pairs, eval_pairs, worker, resume_dir=resume_dir)
+    progress.finish(result)
+    return result

@@ -8,6 +8,12 @@ included), so `FailureConfig(max_failures=...)` resumes rather than restarts.
 
 Local Ray on this project's 2-core machines: `ray.init(num_cpus=2, include_dashboard=False,
 object_store_memory=200 MB)`, at most 2 workers with 1 CPU each.
+
+The console is the driver's: Ray keeps the controller's and workers' output in its session log
+files (`log_to_driver=False`; the path is logged when training fails) and its own logger at
+WARNING, and the driver prints the run's progress from rank 0's metrics.jsonl rows
+(`TrainingProgress`: a start line, step lines with ETA, eval lines, a finish line). A failing
+worker still raises here, with its traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +35,7 @@ from training.bt_trainer import (
     METRICS_FILE,
     RUN_INFO_FILE,
     TRAINER_STATE_FILE,
+    TrainingProgress,
     TrainResult,
     WorkerContext,
     append_metrics_row,
@@ -35,6 +44,7 @@ from training.bt_trainer import (
     run_bt_training,
 )
 from training.config import BTTrainConfig
+from training.data import PreferencePair
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +52,13 @@ LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 FAULT_MARKER = "injected_failure_done"
 
 
-def _serialisable_data(data: Sequence[Sample] | Sequence[str | os.PathLike]) -> list[Any]:
-    """Samples travel to workers as JSON dicts, files as absolute paths (workers read them)."""
+def _serialisable_data(data: Sequence[Sample | PreferencePair | str | os.PathLike]) -> list[Any]:
+    """Samples and preference pairs travel to workers as JSON dicts, files as absolute paths (workers
+    read them)."""
     return [
-        item.model_dump(mode="json") if isinstance(item, Sample) else str(Path(item).resolve())
+        item.model_dump(mode="json")
+        if isinstance(item, (Sample, PreferencePair))
+        else str(Path(item).resolve())
         for item in data
     ]
 
@@ -61,9 +74,9 @@ def _ray_worker_context(config: BTTrainConfig, fault: dict[str, Any] | None) -> 
 
     def report(row: dict[str, Any]) -> None:
         # Rows go to metrics.jsonl only: each ray.train.report waits for the controller's next poll
-        # (about 2 s), so Ray gets metrics with the checkpoints (every epoch end) instead.
+        # (about 2 s), so Ray gets metrics with the checkpoints (every epoch end) instead. The
+        # driver prints progress from this file (`_MetricsTail`).
         if rank == 0:  # the output dir is on this machine's disk (local Ray or a shared filesystem)
-            log.info("bt %s", row)
             append_metrics_row(metrics_path, row)
 
     def checkpoint(metrics: dict[str, Any], write: Callable[[Path], None]) -> None:
@@ -124,6 +137,9 @@ def ray_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         return run_bt_training(config, train_pairs, eval_pairs, worker).model_dump(mode="json")
     with tempfile.TemporaryDirectory(prefix="bt-resume-") as resume_dir:
         checkpoint.to_directory(resume_dir)
+        # A restarted worker group is a recovered failure: say so in the metrics (and the console).
+        record = json.loads((Path(resume_dir) / RUN_INFO_FILE).read_text())
+        worker.report({"kind": "resume", "step": record["state"]["global_step"]})
         if not (Path(resume_dir) / TRAINER_STATE_FILE).exists():  # the final model: nothing left to do
             return _finished_run_summary(Path(resume_dir), len(train_pairs), len(eval_pairs))
         result = run_bt_training(config, train_pairs, eval_pairs, worker, resume_dir=Path(resume_dir))
@@ -143,17 +159,95 @@ def _finished_run_summary(final_dir: Path, n_train: int, n_eval: int) -> dict[st
     ).model_dump(mode="json")
 
 
+# Ray's one-time notice that a local cluster uses token authentication (the secure default).
+RAY_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@contextmanager
+def _logger_level(name: str, level: int) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 def _ensure_ray(address: str | None, num_cpus: int) -> bool:
-    """Connect to `address`, or start a small local Ray; True when this call started it."""
+    """Connect to `address`, or start a small local Ray; True when this call started it.
+
+    Quiet at the source: worker and controller output stays in Ray's log files instead of being
+    echoed to this process (state-API retries, process-group setup, per-report lines), and the
+    `ray` logger shows warnings and errors only.
+    """
     import ray
 
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": logging.WARNING}
+    with _logger_level(RAY_AUTH_NOTICE_LOGGER, logging.ERROR):
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                **quiet,
+            )
     return True
+
+
+def _ray_logs_dir() -> str:
+    """Where this Ray session keeps the workers' output (they do not print here)."""
+    try:
+        from ray._private import worker
+
+        return worker._global_node.get_logs_dir_path()
+    except Exception:  # a remote cluster (no local node) or a changed private API
+        return "the Ray head node's session logs (/tmp/ray/session_latest/logs by default)"
+
+
+class _MetricsTail:
+    """Follows rank 0's metrics.jsonl from the driver while Ray trains and hands each new row to
+    `on_row`: the progress lines come from the driver, through Python logging. A remote cluster
+    whose output_dir is not on this machine's disk shows only the start and finish lines."""
+
+    def __init__(self, path: Path, on_row: Callable[[dict[str, Any]], None], interval_s: float = 0.5):
+        self.path, self.on_row, self.interval_s = path, on_row, interval_s
+        self.offset = path.stat().st_size if path.exists() else 0  # a resumed run's old rows were shown
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="bt-metrics-tail", daemon=True)
+
+    def __enter__(self) -> _MetricsTail:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()  # the rows written since the last poll
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next poll
+        self.offset += len(complete)
+        for line in complete.decode("utf-8").splitlines():
+            if line.strip():
+                try:
+                    self.on_row(json.loads(line))
+                except Exception:  # a console line is not worth failing a training run over
+                    log.warning("could not show metrics row %r", line[:200], exc_info=True)
 
 
 def train_with_ray(
@@ -182,7 +276,7 @@ def train_with_ray(
     if num_workers < 1:
         raise ValueError(f"num_workers must be at least 1, got {num_workers}")
     began = time.perf_counter()
-    train_pairs, _ = resolve_pairs(config, samples_or_paths)  # fail here, not in every worker
+    train_pairs, eval_pairs = resolve_pairs(config, samples_or_paths)  # fail here, not in every worker
     if not train_pairs:
         raise ValueError("no training pairs: need pairwise samples with a preference in the train split")
     output = config.output_path.resolve()
@@ -199,6 +293,8 @@ def train_with_ray(
     }
     if fail_once_after_step is not None:
         loop_config["fault"] = {"after_step": fail_once_after_step, "marker_dir": str(output)}
+    progress = TrainingProgress(worker_config, len(train_pairs), len(eval_pairs), world_size=num_workers)
+    progress.start(f"under Ray ({'GPU' if use_gpu else 'CPU'}, {address or 'local Ray'})")
     started_ray = _ensure_ray(address, num_cpus=max(2, num_workers))
     try:
         trainer = TorchTrainer(
@@ -214,13 +310,20 @@ def train_with_ray(
                 checkpoint_config=CheckpointConfig(num_to_keep=config.save_total_limit + 1),
             ),
         )
-        result = trainer.fit()
+        with _MetricsTail(output / METRICS_FILE, progress.row):
+            try:
+                result = trainer.fit()
+            except Exception:
+                log.error("Ray training failed; the workers' own output is in %s", _ray_logs_dir())
+                raise
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
-    return _collect_result(result, output, time.perf_counter() - began)
+    collected = _collect_result(result, output, time.perf_counter() - began)
+    progress.finish(collected)
+    return collected
 
 
 def _collect_result(result: Any, output: Path, wall_s: float) -> TrainResult:

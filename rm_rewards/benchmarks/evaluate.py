@@ -1,15 +1,19 @@
 """Evaluate one model on one benchmark: per-item scores, the benchmark's report, failures, timings.
 
-An evaluated model is a registered reward (a rule, or an LLM judge that gets its `LLMClient` at
-call time) or a trained Bradley-Terry checkpoint. `rm_rewards` never imports `training`, so a
-checkpoint is scored through a callable the caller passes, e.g.
-`functools.partial(training.bt_trainer.score_samples, path)`:
+An evaluated model (`rm_rewards.benchmarks.model_keys`: specs, keys, `model_from_key`) is a
+registered reward (a rule, or an LLM judge that gets its `LLMClient` at call time), a trained
+Bradley-Terry checkpoint, or the pointwise judge with a dataset's learned principles.
+`rm_rewards` never imports `training`, so a checkpoint is scored through a callable the caller
+passes, e.g. `functools.partial(training.bt_trainer.score_samples, path)`:
 
     model = RewardModel(reward="length_penalty")                 # key "reward:length_penalty"
     result = evaluate_model("rm_bench", items, model)
     ckpt = CheckpointModel(run_id="bt-0001", path="/data/ckpt")  # key "checkpoint:bt-0001"
     result = evaluate_model("rm_bench", items, ckpt, checkpoint_scorer=partial(score_samples, ckpt.path))
     result.headline, result.summary(), result.report.to_markdown()
+    spec = PrinciplesModel(dataset="helpsteer2")                 # key "principles:helpsteer2"
+    built = spec.build(client, scenario, principles)             # built.principles_source
+    result = evaluate("rm_bench", items, built.judge, model_key=spec.key)
 
 How each kind is scored:
 
@@ -27,20 +31,16 @@ judgement is never left out: it counts as wrong (`n_failed`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
 import numbers
-import re
 import time
 import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from rm_rewards import registry
 from rm_rewards.benchmarks.consistency import ConsistencyReport, JudgedPair, consistency_report
 from rm_rewards.benchmarks.items import (
     BENCHMARK_NAMES,
@@ -48,6 +48,16 @@ from rm_rewards.benchmarks.items import (
     BenchmarkName,
     item_to_sample,
     sample_id_for,
+)
+from rm_rewards.benchmarks.model_keys import (  # noqa: F401 - the model specs, re-exported for callers
+    CheckpointModel,
+    EvaluatedModel,
+    ModelKey,
+    PrinciplesModel,
+    RewardModel,
+    model_from_key,
+    parse_evaluated_model,
+    parse_model_key,
 )
 from rm_rewards.benchmarks.pair_judging import (
     PairOrders,
@@ -76,158 +86,6 @@ HEADLINE_METRICS: dict[str, str] = {
     "rmb_bon": "accuracy",
 }
 NOT_APPLICABLE = "the reward does not apply to this item (applies_to is false)"
-
-# --- the evaluated model, and its partition key ------------------------------------------------
-
-# Safe in Dagster partition keys: no "|", ",", "[", "]" (multi-partition syntax), no "..." (invalid).
-_KEY_PART = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]*$")
-_KEY = re.compile(r"^(reward|judge|checkpoint):((?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([0-9a-f]{8}))?$")
-
-
-class RewardModel(BaseModel):
-    """A registered reward, rule or LLM judge, with its parameters (JSON values only, so they hash
-    into the key). `pair_orders` applies to pairwise judges: "both" asks every pair in both orders
-    (a pair is won only when both agree) and measures position bias; "one" halves the calls."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["reward"] = "reward"
-    reward: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    pair_orders: PairOrders = "both"
-    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
-
-    @field_validator("reward")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        try:
-            registry.spec(name)
-        except KeyError as exc:
-            raise ValueError(exc.args[0]) from None
-        return name
-
-    @field_validator("params")
-    @classmethod
-    def _json_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(params, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"params must be plain JSON values (they go into the model key): {exc}"
-            ) from None
-        return params
-
-    @property
-    def is_llm(self) -> bool:
-        return registry.spec(self.reward).is_llm
-
-    @property
-    def key(self) -> str:
-        """`reward:<name>` (rule) or `judge:<name>` (LLM), plus `@<hash>` when params or
-        pair_orders differ from the defaults, so two configurations never share a partition."""
-        prefix = "judge" if self.is_llm else "reward"
-        if not self.params and self.pair_orders == "both":
-            return f"{prefix}:{self.reward}"
-        variant = json.dumps({"params": self.params, "pair_orders": self.pair_orders}, sort_keys=True)
-        return f"{prefix}:{self.reward}@{hashlib.sha256(variant.encode()).hexdigest()[:8]}"
-
-    def build(self, client: LLMClient | None = None) -> Reward:
-        """The configured reward; an LLM judge gets `client` in its field typed `LLMClient`.
-        A rule ignores `client`, so a caller may pass its client to every model."""
-        spec = registry.spec(self.reward)
-        if not spec.is_llm:
-            return registry.get(self.reward, **self.params)
-        field = _client_field(spec.cls)
-        if field is None:
-            raise TypeError(f"LLM reward {self.reward!r} has no field typed LLMClient to receive the client")
-        if client is None:
-            raise ValueError(f"LLM reward {self.reward!r} needs an LLMClient: pass client=...")
-        if field in self.params:
-            raise ValueError(f"model {self.key}: params must not set {field!r}; pass client=... instead")
-        return registry.get(self.reward, **self.params, **{field: client})
-
-
-class CheckpointModel(BaseModel):
-    """A trained Bradley-Terry checkpoint; the caller scores it (see `evaluate_model`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["checkpoint"] = "checkpoint"
-    run_id: str
-    path: str | None = None
-
-    @field_validator("run_id")
-    @classmethod
-    def _key_safe(cls, run_id: str) -> str:
-        if not _KEY_PART.match(run_id):
-            raise ValueError(
-                f"run_id {run_id!r} must be letters, digits, '_', '-' and single '.' (it goes into a partition key)"
-            )
-        return run_id
-
-    @property
-    def key(self) -> str:
-        return f"checkpoint:{self.run_id}"
-
-
-EvaluatedModel = Annotated[RewardModel | CheckpointModel, Field(discriminator="kind")]
-_EVALUATED_MODEL = TypeAdapter(EvaluatedModel)
-
-
-def parse_evaluated_model(data: Any) -> RewardModel | CheckpointModel:
-    """A model spec from config data, e.g. {"kind": "reward", "reward": "length_penalty"}."""
-    return _EVALUATED_MODEL.validate_python(data)
-
-
-class ModelKey(BaseModel):
-    """A parsed partition key: `reward:length_penalty`, `judge:helpfulness_pointwise@1a2b3c4d`,
-    `checkpoint:bt-0001`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    prefix: Literal["reward", "judge", "checkpoint"]
-    name: str
-    variant: str | None = None
-
-
-def parse_model_key(key: str) -> ModelKey:
-    match = _KEY.match(key)
-    if match is None:
-        raise ValueError(
-            f"bad model key {key!r}: expected reward:<name>, judge:<name> (optionally @<8 hex>) "
-            f"or checkpoint:<run-id>, names of letters, digits, '_', '-' and single '.'"
-        )
-    prefix, name, variant = match.groups()
-    if prefix == "checkpoint" and variant:
-        raise ValueError(f"bad model key {key!r}: a checkpoint key has no @variant")
-    return ModelKey(prefix=prefix, name=name, variant=variant)
-
-
-def model_from_key(key: str, *, checkpoint_path: str | None = None) -> RewardModel | CheckpointModel:
-    """The spec a key names. A key with an @variant hashes parameters it cannot give back: build
-    such models from their config and match on `.key` instead."""
-    parsed = parse_model_key(key)
-    if parsed.prefix == "checkpoint":
-        return CheckpointModel(run_id=parsed.name, path=checkpoint_path)
-    if parsed.variant:
-        raise ValueError(f"model key {key!r} names a parameter variant; build it from its config")
-    model = RewardModel(reward=parsed.name)
-    if model.key != key:
-        raise ValueError(
-            f"model key {key!r}: {parsed.name!r} is {'an LLM judge' if model.is_llm else 'a rule'}, "
-            f"so its key is {model.key!r}"
-        )
-    return model
-
-
-def _client_field(cls: type[Reward]) -> str | None:
-    from rm_rewards.llm import LLMClient
-
-    def mentions(annotation: Any) -> bool:
-        return annotation is LLMClient or any(mentions(a) for a in typing.get_args(annotation))
-
-    return next((name for name, f in cls.model_fields.items() if mentions(f.annotation)), None)
-
 
 # --- the result --------------------------------------------------------------------------------
 
@@ -565,7 +423,9 @@ async def aevaluate(
 
 
 def _resolve(
-    model: RewardModel | CheckpointModel, client: LLMClient | None, checkpoint_scorer: SampleScorer | None
+    model: RewardModel | CheckpointModel | PrinciplesModel,
+    client: LLMClient | None,
+    checkpoint_scorer: SampleScorer | None,
 ) -> Reward | SampleScorer:
     if isinstance(model, CheckpointModel):
         if checkpoint_scorer is None:
@@ -574,10 +434,15 @@ def _resolve(
                 f"functools.partial(training.bt_trainer.score_samples, {model.path or '<path>'!r})"
             )
         return checkpoint_scorer
+    if isinstance(model, PrinciplesModel):
+        raise ValueError(
+            f"model {model.key}: its judge needs the dataset's principle set; build it with "
+            f"model.build(client, scenario, principles) and pass built.judge to evaluate(..., model_key=model.key)"
+        )
     return model.build(client)
 
 
-def _options(model: RewardModel | CheckpointModel) -> dict[str, Any]:
+def _options(model: RewardModel | CheckpointModel | PrinciplesModel) -> dict[str, Any]:
     if isinstance(model, RewardModel):
         return {"pair_orders": model.pair_orders, "max_concurrency": model.max_concurrency}
     return {}
@@ -586,12 +451,14 @@ def _options(model: RewardModel | CheckpointModel) -> dict[str, Any]:
 def evaluate_model(
     benchmark: str,
     items: Sequence[BenchmarkItem],
-    model: RewardModel | CheckpointModel,
+    model: RewardModel | CheckpointModel | PrinciplesModel,
     *,
     client: LLMClient | None = None,
     checkpoint_scorer: SampleScorer | None = None,
 ) -> EvaluationResult:
-    """`evaluate` for a model spec; the result carries the spec's key."""
+    """`evaluate` for a reward or checkpoint spec; the result carries the spec's key. A
+    `PrinciplesModel` is built from its principle set first (`PrinciplesModel.build`), then
+    evaluated with `evaluate(..., built.judge, model_key=model.key)`."""
     scorer = _resolve(model, client, checkpoint_scorer)
     return evaluate(benchmark, items, scorer, model_key=model.key, **_options(model))
 
@@ -599,7 +466,7 @@ def evaluate_model(
 async def aevaluate_model(
     benchmark: str,
     items: Sequence[BenchmarkItem],
-    model: RewardModel | CheckpointModel,
+    model: RewardModel | CheckpointModel | PrinciplesModel,
     *,
     client: LLMClient | None = None,
     checkpoint_scorer: SampleScorer | None = None,
