@@ -1,4 +1,4 @@
-"""The `rmforge` command: `rmforge rewards list`, `rmforge run`, `rmforge ui`, `rmforge paths`."""
+"""The `rmforge` command: `rewards list`, `run`, `audit`, `ui`, `paths`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,113 +34,309 @@ def _rewards_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def main_job_definition():
-    """Module-level so `dg.reconstructable` can rebuild the job in each step process."""
+def job_definition(name: str):
+    """Module-level so `dg.build_reconstructable_job` can rebuild any job in a step process."""
     from dagster_project.definitions import defs
 
-    return defs.resolve_job_def("main_job")
+    return defs.resolve_job_def(name)
 
 
-def train_job_definition():
-    from dagster_project.definitions import defs
-
-    return defs.resolve_job_def("train_job")
-
-
-def benchmark_job_definition():
-    from dagster_project.definitions import defs
-
-    return defs.resolve_job_def("benchmark_job")
-
-
-def _execute(instance, job_factory, partition: str, run_config: dict | None = None, assets=None) -> bool:
+def _execute(instance, job: str, partition, *, run_config: dict | None = None, assets: list[str] | None = None):
+    """Run one job partition in this process (a run recorded in the instance, as the UI shows it);
+    returns (ok, run id, seconds, the first failure's message)."""
     import dagster as dg
 
+    began = time.perf_counter()
+    tags = {}
+    if partition is not None:
+        tags["dagster/partition"] = str(partition)
+        for dimension, value in getattr(partition, "keys_by_dimension", {}).items():
+            tags[f"dagster/partition/{dimension}"] = value
     result = dg.execute_job(
-        dg.reconstructable(job_factory),
+        dg.build_reconstructable_job("dagster_project.cli", "job_definition", reconstructable_args=(job,)),
         instance=instance,
-        tags={"dagster/partition": partition},
-        # Step-by-step events stay in the run history (the UI); the console shows INFO and up.
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})},
-        asset_selection=assets,
+        tags=tags or None,
+        # In process: a short run spends most of a subprocess's time importing the code location.
+        # The console stays ours (a line per run, failures in one line); every event, stack traces
+        # included, stays in the run history (the UI).
+        run_config={
+            "execution": {"config": {"in_process": {}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            **(run_config or {}),
+        },
+        asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
+        raise_on_error=False,
     )
-    print(f"  run {result.run_id}: {'success' if result.success else 'FAILED'}", flush=True)
-    return result.success
+    failure = None
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:  # the user's exception, not Dagster's wrapper
+                error = error.cause
+            message = (error.message or "").strip().splitlines()
+            failure = f"{event.step_key}: {message[0] if message else error.cls_name}"
+            break
+    return result.success, result.run_id, time.perf_counter() - began, failure
 
 
-def _train_default(instance, warehouse, *, retrain: bool) -> str | None:
-    """Train the default checkpoint once per (config, data version); a finished run is skipped.
+def _say(outcome, label: str) -> bool:
+    ok, run_id, seconds, failure = outcome
+    if ok:
+        print(f"  {label}: done in {seconds:.0f}s (run {run_id[:8]})", flush=True)
+    else:
+        print(f"  {label}: FAILED in {seconds:.0f}s: {failure or 'see the run'} "
+              f"(full log: Dagster UI, run {run_id})", flush=True)
+    return ok
+
+
+# --- what is already up to date ----------------------------------------------------------------
+
+
+def _latest(instance, asset: str, partition: str | None):
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
+        limit=1,
+    ).records
+    return records[0] if records else None
+
+
+def up_to_date(instance, asset_graph, assets: list[str], partition_of) -> bool:
+    """True when every asset has a materialization of its partition (`partition_of(asset)`) with the
+    current code version, written after the latest materialization of each of its parents in the
+    list: nothing changed since, so running again would recompute the same rows."""
+    import dagster as dg
+
+    latest = {}
+    for asset in assets:
+        record = _latest(instance, asset, partition_of(asset))
+        node = asset_graph.get(dg.AssetKey(asset))
+        if record is None or record.asset_materialization.tags.get("dagster/code_version") != node.code_version:
+            return False
+        latest[asset] = record
+    for asset in assets:
+        for parent in asset_graph.get(dg.AssetKey(asset)).parent_keys:
+            name = parent.to_user_string()
+            if name in latest and latest[name].timestamp > latest[asset].timestamp:
+                return False
+    return True
+
+
+def _raw_rows_unchanged(instance, datasets_resource, dataset: str) -> bool:
+    """The dataset's rows hash to the data version of the last raw_rows materialization."""
+    from rm_resources.store import content_version, raw_row_hash
+    from rm_rewards.datasets.quarantine import raw_row_json
+
+    record = _latest(instance, "raw_rows", dataset)
+    if record is None:
+        return False
+    version = content_version(raw_row_hash(raw_row_json(row)) for row in datasets_resource.load_rows(dataset))
+    return record.asset_materialization.tags.get("dagster/data_version") == version
+
+
+# --- the stages of `rmforge run` -----------------------------------------------------------------
+
+MAIN_ASSETS = ("raw_rows", "converted_samples", "rule_scores", "auto_principles", "llm_scores",
+               "refined_samples", "training_pairs")
+LLM_ASSETS = ("auto_principles", "llm_scores", "refined_samples")
+
+
+def _main_stage(instance, defs, partitions: list[str], *, skip_llm: bool, force: bool) -> list[str]:
+    assets = [a for a in MAIN_ASSETS if not (skip_llm and a in LLM_ASSETS)]
+    datasets_resource = defs.resources["datasets"]
+    graph = defs.resolve_asset_graph()
+    failed = []
+    for partition in partitions:
+        label = f"main_job [{partition}]"
+        if not force and _raw_rows_unchanged(instance, datasets_resource, partition) and up_to_date(
+            instance, graph, assets, lambda _asset: partition
+        ):
+            print(f"  {label}: up to date (same rows, same code), skipped", flush=True)
+            continue
+        if not _say(_execute(instance, "main_job", partition, assets=assets), label):
+            failed.append(partition)
+    return failed
+
+
+def training_config(max_steps: int | None):
+    from rm_assets.checkpoints.assets import TrainingRunConfig
+
+    return TrainingRunConfig() if max_steps is None else TrainingRunConfig(max_steps=max_steps)
+
+
+def _train_default(instance, store, config, *, retrain: bool) -> str | None:
+    """Train the default checkpoint once per (config, training pairs); a finished run is skipped.
     Returns the training run key, or None when training failed."""
-    from rm_assets.checkpoints.assets import TrainingRunConfig, training_data_versions, training_run_key
+    from rm_assets.checkpoints.assets import training_data_versions, training_run_key
 
-    config = TrainingRunConfig()
-    key = training_run_key(config, training_data_versions(warehouse, config.datasets))
-    if not retrain and warehouse.count_by_partition("rm_checkpoints").get(key):
-        print(f"checkpoint {key} already trained on this data and config; skipping (--retrain to redo)")
+    key = training_run_key(config, training_data_versions(store, config.datasets))
+    if not retrain and store.checkpoint(key) is not None:
+        print(f"  train_job [{key}]: already trained on these pairs with this config, skipped", flush=True)
         return key
     instance.add_dynamic_partitions("training_runs", [key])
-    print(f"training reward model {key} on {', '.join(config.datasets)} ...", flush=True)
-    ok = _execute(instance, train_job_definition, key, {"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
-    return key if ok else None
+    print(f"  train_job [{key}]: training on the training_pairs of {', '.join(config.datasets)} ...", flush=True)
+    outcome = _execute(instance, "train_job", key, run_config={"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
+    return key if _say(outcome, f"train_job [{key}]") else None
 
 
-def _benchmark(instance, models: list[str]) -> list[str]:
-    """Register the models and report each on every benchmark; returns the failed partitions."""
+def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[str]) -> list[tuple[str, str, object]]:
+    """(job, report asset, partition key) for every benchmark of every model `rmforge run` reports."""
     import dagster as dg
 
+    from rm_assets.benchmarks.assets import default_models
     from rm_assets.partitions import BENCHMARKS
+    from rm_rewards.benchmarks import parse_model_key
 
+    plan = []
+    for benchmark in BENCHMARKS:
+        if run_key:
+            plan.append(("benchmark_job", "benchmark_reports", dg.MultiPartitionKey({"benchmark": benchmark, "run": run_key})))
+        if not skip_llm:
+            for dataset in datasets:
+                plan.append(("principles_benchmark_job", "principles_benchmark_reports",
+                             dg.MultiPartitionKey({"benchmark": benchmark, "dataset": dataset})))
+        for model in default_models():
+            if skip_llm and parse_model_key(model).prefix == "judge":
+                continue
+            plan.append(("baseline_benchmark_job", "baseline_benchmark_reports",
+                         dg.MultiPartitionKey({"benchmark": benchmark, "model": model})))
+    return plan
+
+
+def _benchmark_stage(instance, defs, plan, *, force: bool) -> list[str]:
+    """Report each planned partition unless it is up to date; then rebuild the leaderboard."""
+    graph = defs.resolve_asset_graph()
+    models = sorted({p.keys_by_dimension["model"] for job, _, p in plan if job == "baseline_benchmark_job"})
     instance.add_dynamic_partitions("evaluated_models", models)
     failed = []
-    for model in models:
-        for benchmark in BENCHMARKS:
-            partition = dg.MultiPartitionKey({"benchmark": benchmark, "model": model})
-            print(f"benchmark_reports {partition} ...", flush=True)
-            if not _execute(instance, benchmark_job_definition, partition):
-                failed.append(str(partition))
+    for job, asset, partition in plan:
+        label = f"{job} [{partition}]"
+        upstream = {"benchmark_reports": "rm_checkpoints", "principles_benchmark_reports": "auto_principles"}.get(asset)
+        dimension = {"rm_checkpoints": "run", "auto_principles": "dataset"}.get(upstream)
+
+        def partition_of(name, partition=partition, dimension=dimension):
+            return str(partition) if name == asset else partition.keys_by_dimension[dimension]
+
+        if not force and up_to_date(instance, graph, [a for a in (upstream, asset) if a], partition_of):
+            print(f"  {label}: up to date, skipped", flush=True)
+            continue
+        if not _say(_execute(instance, job, partition), label):
+            failed.append(str(partition))
+    if not _say(_execute(instance, "leaderboard_job", None), "leaderboard_job"):
+        failed.append("leaderboard")
     return failed
+
+
+def _summary(store, partitions: list[str]) -> str:
+    """Rows per stage and partition, then each model's headline numbers and what did not apply."""
+    from rm_rewards.leaderboard import LeaderboardEntry
+
+    lines = ["", "Stages (rows per dataset partition):"]
+    for table in ("raw_rows", "converted_samples", "quarantine", "rule_scores", "principle_sets", "llm_scores",
+                  "refined_samples", "training_pairs"):
+        counts = store.count_by_partition(table)
+        cells = ", ".join(f"{p}={counts.get(p, 0)}" for p in partitions)
+        lines.append(f"  {table:<18} {cells}")
+    checkpoints = store.count_by_partition("rm_checkpoints")
+    lines.append(f"  {'rm_checkpoints':<18} {len(checkpoints)} trained run(s)")
+    frame = store.read_leaderboard()
+    entries = [LeaderboardEntry(**{k: (None if v != v else v) for k, v in row.items() if k in LeaderboardEntry.model_fields})
+               for row in frame.to_dict(orient="records")]
+    if entries:
+        benchmarks = sorted({e.benchmark for e in entries})
+        width = max(len(e.model_key) for e in entries)
+        lines += ["", "Leaderboard (headline metric per benchmark):",
+                  f"  {'model':<{width}}  " + "  ".join(f"{b:>14}" for b in benchmarks)]
+        by_model: dict[str, dict[str, LeaderboardEntry]] = {}
+        for entry in entries:
+            by_model.setdefault(entry.model_key, {})[entry.benchmark] = entry
+        for model, cells in by_model.items():
+            values = []
+            for benchmark in benchmarks:
+                entry = cells.get(benchmark)
+                if entry is not None and entry.status == "scored" and entry.headline is not None:
+                    values.append(f"{entry.headline:>14.3f}")
+                else:
+                    values.append(f"{'n/a' if entry is not None and entry.status == 'not_applicable' else '-':>14}")
+            lines.append(f"  {model:<{width}}  " + "  ".join(values))
+        notes = [e for e in entries if e.status != "scored" or e.note]
+        if notes:
+            lines.append("  notes:")
+            lines += [f"    {e.model_key} on {e.benchmark}: {e.status.replace('_', ' ')}"
+                      + (f" ({e.note})" if e.note else "") for e in notes]
+    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
     ensure_dagster_home()
+    _quiet_libraries()
     import dagster as dg
 
+    from dagster_project.definitions import defs
     from rm_assets.partitions import DATASETS
-    from rm_resources.warehouse import TABLES, Warehouse, default_database
+    from rm_resources.store import Store
+    from rm_resources.warehouse import default_database
 
     partitions = args.partition or list(DATASETS)
     unknown = sorted(set(partitions) - set(DATASETS))
     if unknown:
         print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
-    warehouse = Warehouse(default_database())
-    # Without the LLM: only the data and rule-scoring assets of the main job.
-    assets = [dg.AssetKey(k) for k in ("raw_rows", "converted_samples", "rule_scores")] if args.skip_llm else None
-    failed = []
+    store = Store(default_database())
+    config = training_config(args.training_steps)
+    began = time.perf_counter()
     llm = contextlib.nullcontext() if args.skip_llm else _embedded_llm()
     with llm, dg.DagsterInstance.get() as instance:
-        for partition in partitions:
-            print(f"materializing main_job for partition {partition} ...", flush=True)
-            if not _execute(instance, main_job_definition, partition, assets=assets):
-                failed.append(partition)
+        print("1. data → scores → principles → refinements → training pairs", flush=True)
+        failed = _main_stage(instance, defs, partitions, skip_llm=args.skip_llm, force=args.force)
         run_key = None
         if not args.skip_training and not failed:
-            run_key = _train_default(instance, warehouse, retrain=args.retrain)
-            failed += [] if run_key else ["training"]
+            print("2. reward model", flush=True)
+            missing = sorted(set(config.datasets) - set(partitions))
+            if missing:
+                print(f"  training skipped: it trains on {missing}, which this run did not materialize", flush=True)
+            else:
+                run_key = _train_default(instance, store, config, retrain=args.retrain)
+                failed += [] if run_key else ["training"]
         if not args.skip_benchmarks and not failed:
-            from rm_assets.benchmarks.assets import default_models
-
-            models = [m for m in default_models() if not (args.skip_llm and m.startswith("judge:"))]
-            failed += _benchmark(instance, models + ([f"checkpoint:{run_key}"] if run_key else []))
-    print(f"\nDuckDB warehouse: {warehouse.database}")
-    for table in TABLES:
-        counts = warehouse.count_by_partition(table)
-        print(f"  {table}: " + (", ".join(f"{k}={v}" for k, v in counts.items()) or "no rows"))
-    print(f"Dagster run history (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}")
+            print("3. benchmark reports and leaderboard", flush=True)
+            plan = _report_partitions(run_key, skip_llm=args.skip_llm, datasets=partitions)
+            failed += _benchmark_stage(instance, defs, plan, force=args.force)
+    print(_summary(store, partitions))
+    print(f"\nDuckDB warehouse: {store.database}")
+    print(f"Dagster run history (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}  — browse it with `make ui`")
+    if run_key and not args.skip_benchmarks:
+        print(f"Where a number came from: rmforge audit benchmark_reports 'rm_bench|{run_key}'")
+    print(f"Finished in {time.perf_counter() - began:.0f}s.")
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_libraries() -> None:
+    """The console is the user's: library chatter (deprecations, previews, load reports) stays out."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for module in ("dagster", "ray", "torch", "transformers", "pydantic", "duckdb", "matplotlib", "sklearn"):
+        warnings.filterwarnings("ignore", module=module)
+    for name in ("ray", "transformers", "httpx", "urllib3", "filelock", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # Our own progress lines (training steps with ETA, ...) go to the console.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("    %(message)s"))
+    for name in ("training", "rmforge"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _embedded_llm():
@@ -178,6 +375,8 @@ def _paths(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dagster_project.audit_cli import add_audit_parser
+
     parser = argparse.ArgumentParser(prog="rmforge", description="Reward models as Dagster assets.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -188,13 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--source", choices=["rule", "llm"], help="only rule-based or LLM rewards")
     listing.set_defaults(handler=_rewards_list)
 
-    run = commands.add_parser("run", help="materialize the main job for every (or the given) partition")
+    run = commands.add_parser("run", help="the whole chain for every (or the given) dataset partition")
     run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
     run.add_argument("--skip-training", action="store_true", help="do not train the default checkpoint")
     run.add_argument("--skip-llm", action="store_true", help="no LLM assets and no LLM judge benchmarks")
     run.add_argument("--skip-benchmarks", action="store_true", help="do not produce benchmark reports")
     run.add_argument("--retrain", action="store_true", help="train again even if this run key exists")
+    run.add_argument("--force", action="store_true", help="re-materialize partitions that are up to date")
+    run.add_argument("--training-steps", type=int, metavar="N",
+                     help="stop training after N optimizer steps (a quick run; a different run key)")
     run.set_defaults(handler=_run)
+
+    add_audit_parser(commands)
 
     ui = commands.add_parser("ui", help="dagster dev on workspace.yaml, with the embedded LLM server")
     ui.set_defaults(handler=_ui)

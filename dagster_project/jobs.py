@@ -1,34 +1,49 @@
-"""Jobs: the main job materializes the dataset-partitioned graph end to end."""
+"""Jobs: the main job materializes the dataset-partitioned chain up to the training pairs; the
+others train, benchmark and rank."""
 
 import dagster as dg
 
-from rm_assets.partitions import benchmark_partitions, dataset_partitions, grm_training_runs, training_runs
-
 main_job = dg.define_asset_job(
     "main_job",
-    selection=dg.AssetSelection.groups("data", "scoring", "judging"),
-    partitions_def=dataset_partitions,
-    description="Raw rows → converted samples → rule scores, principles, LLM scores, refined samples; "
-    "one dataset partition per run.",
+    selection=dg.AssetSelection.groups("data", "scoring", "judging", "curation"),
+    description="Raw rows → converted samples → rule scores, principles, LLM scores, refined samples → "
+    "training pairs; one dataset partition per run.",
 )
 
 train_job = dg.define_asset_job(
     "train_job",
     selection=dg.AssetSelection.assets("rm_checkpoints"),
-    partitions_def=training_runs,
-    description="Train a Bradley-Terry reward model; the partition key names the training run.",
+    description="Train a Bradley-Terry reward model on training_pairs; the partition key names the run.",
 )
 
 benchmark_job = dg.define_asset_job(
     "benchmark_job",
     selection=dg.AssetSelection.assets("benchmark_reports"),
-    partitions_def=benchmark_partitions,
-    description="Score one evaluated model on one benchmark and render its report.",
+    description="Score one trained checkpoint on one benchmark and render its report.",
+)
+
+principles_benchmark_job = dg.define_asset_job(
+    "principles_benchmark_job",
+    selection=dg.AssetSelection.assets("principles_benchmark_reports"),
+    description="Score the LLM judge with one dataset's learned principles on one benchmark.",
+)
+
+baseline_benchmark_job = dg.define_asset_job(
+    "baseline_benchmark_job",
+    selection=dg.AssetSelection.assets("baseline_benchmark_reports"),
+    description="Score one rule reward or default-principles judge on one benchmark.",
+)
+
+REPORT_JOBS = (benchmark_job, principles_benchmark_job, baseline_benchmark_job)
+
+leaderboard_job = dg.define_asset_job(
+    "leaderboard_job",
+    selection=dg.AssetSelection.assets("leaderboard"),
+    description="Every evaluated model × every benchmark from the latest reports.",
 )
 
 grm_train_job = dg.define_asset_job(
     "grm_train_job",
     selection=dg.AssetSelection.assets("grm_checkpoints"),
-    partitions_def=grm_training_runs,
     description="Train a generative reward model with verl GRPO (GPUs); the partition key names the run.",
 )

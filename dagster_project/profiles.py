@@ -29,10 +29,20 @@ def current_profile() -> str:
     return profile
 
 
+def _dataset_limit() -> int | None:
+    """RMFORGE_DATASET_LIMIT: keep the first N rows of every dataset (quick runs and tests)."""
+    value = os.environ.get("RMFORGE_DATASET_LIMIT")
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"RMFORGE_DATASET_LIMIT={value!r}: expected a whole number of rows")
+    return int(value)
+
+
 def resources_for(profile: str) -> dict[str, Any]:
     if profile == "local":
         return {
-            "datasets": DatasetSourceResource(mode="bundled"),
+            "datasets": DatasetSourceResource(mode="bundled", limit=_dataset_limit()),
             "warehouse": WarehouseResource(database=default_database()),
             # The embedded llama.cpp server serves one request at a time: keep the queue short.
             # llama-cpp-python's server takes a schema only as {"type": "json_object", "schema": ...}.
@@ -41,7 +51,7 @@ def resources_for(profile: str) -> dict[str, Any]:
             "verl": VerlTrainerResource(),
         }
     return {
-        "datasets": DatasetSourceResource(mode=os.environ.get("RMFORGE_DATASET_MODE", "hub")),
+        "datasets": DatasetSourceResource(mode=os.environ.get("RMFORGE_DATASET_MODE", "hub"), limit=_dataset_limit()),
         "warehouse": WarehouseResource(database=os.environ.get("RMFORGE_DATABASE", default_database())),
         "llm": LLMClientResource(
             base_url=dg.EnvVar("RMFORGE_LLM_BASE_URL"),

@@ -1,20 +1,27 @@
-"""Scheduled benchmark runs: every registered model on every benchmark."""
+"""Scheduled benchmark runs (cron RMFORGE_BENCHMARK_CRON, default daily 03:00): every trained
+checkpoint, every learned principle set and every registered baseline model, on every benchmark.
+
+A schedule targets one job and each report asset has its own partitions, so there is one schedule
+per report job, all built by `report_schedule` on the same cron."""
 
 import os
+from collections.abc import Callable
 
 import dagster as dg
 
-from dagster_project.jobs import benchmark_job
-from rm_assets.partitions import BENCHMARKS, evaluated_models
+from dagster_project.jobs import baseline_benchmark_job, benchmark_job, principles_benchmark_job
+from rm_assets.partitions import BENCHMARKS, DATASETS, evaluated_models, training_runs
 
 
-def benchmark_run_requests(model_keys: list[str], *, tag: str) -> list[dg.RunRequest]:
+def report_run_requests(job_name: str, dimension: str, values: list[str], *, tag: str) -> list[dg.RunRequest]:
+    """One run per benchmark × value of the job's second partition dimension (run, dataset, model)."""
     return [
         dg.RunRequest(
-            run_key=f"{tag}:{benchmark}|{model}",
-            partition_key=dg.MultiPartitionKey({"benchmark": benchmark, "model": model}),
+            run_key=f"{tag}:{job_name}:{benchmark}|{value}",
+            job_name=job_name,
+            partition_key=dg.MultiPartitionKey({"benchmark": benchmark, dimension: value}),
         )
-        for model in model_keys
+        for value in values
         for benchmark in BENCHMARKS
     ]
 
@@ -28,19 +35,53 @@ def runs_by_default() -> bool:
     return os.environ.get("RMFORGE_PROFILE", "local") == "local"
 
 
-@dg.schedule(
-    job=benchmark_job,
-    cron_schedule=benchmark_cron(),
-    default_status=dg.DefaultScheduleStatus.RUNNING if runs_by_default() else dg.DefaultScheduleStatus.STOPPED,
-    description="Benchmark every registered model (rules, judges, checkpoints) on every benchmark.",
-)
-def benchmark_schedule(context: dg.ScheduleEvaluationContext):
-    return scheduled_benchmark_requests(context.instance, context.scheduled_execution_time)
+def trained_runs(instance: dg.DagsterInstance) -> list[str]:
+    materialized = set(instance.get_materialized_partitions(dg.AssetKey("rm_checkpoints")))
+    return sorted(materialized & set(instance.get_dynamic_partitions(training_runs.name)))
 
 
-def scheduled_benchmark_requests(instance: dg.DagsterInstance, tick) -> list[dg.RunRequest] | dg.SkipReason:
-    """One run per (benchmark × registered model), keyed by the tick so a tick never runs twice."""
-    models = instance.get_dynamic_partitions(evaluated_models.name)
-    if not models:
-        return dg.SkipReason("no evaluated models registered yet (the checkpoint sensor registers them)")
-    return benchmark_run_requests(sorted(models), tag=f"scheduled-{tick.isoformat()}")
+def principled_datasets(instance: dg.DagsterInstance) -> list[str]:
+    return sorted(set(instance.get_materialized_partitions(dg.AssetKey("auto_principles"))) & set(DATASETS))
+
+
+def baseline_models(instance: dg.DagsterInstance) -> list[str]:
+    return sorted(instance.get_dynamic_partitions(evaluated_models.name))
+
+
+# What each report job re-benchmarks: (partition dimension, the values to run).
+SCHEDULED: dict[str, tuple[str, Callable[[dg.DagsterInstance], list[str]]]] = {
+    benchmark_job.name: ("run", trained_runs),
+    principles_benchmark_job.name: ("dataset", principled_datasets),
+    baseline_benchmark_job.name: ("model", baseline_models),
+}
+
+
+def scheduled_benchmark_requests(
+    instance: dg.DagsterInstance, tick, job_name: str
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """One run per (benchmark × value) of the job, keyed by the tick so a tick never runs twice."""
+    dimension, values = SCHEDULED[job_name]
+    found = values(instance)
+    if not found:
+        return dg.SkipReason(f"nothing for {job_name} to benchmark yet (no {dimension} to evaluate)")
+    return report_run_requests(job_name, dimension, found, tag=f"scheduled-{tick.isoformat()}")
+
+
+def report_schedule(job, name: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=benchmark_cron(),
+        default_status=dg.DefaultScheduleStatus.RUNNING if runs_by_default() else dg.DefaultScheduleStatus.STOPPED,
+        description=f"Re-run {job.name} for every {SCHEDULED[job.name][0]} on every benchmark.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        return scheduled_benchmark_requests(context.instance, context.scheduled_execution_time, job.name)
+
+    return _schedule
+
+
+benchmark_schedule = report_schedule(benchmark_job, "benchmark_schedule")
+principles_benchmark_schedule = report_schedule(principles_benchmark_job, "principles_benchmark_schedule")
+baseline_benchmark_schedule = report_schedule(baseline_benchmark_job, "baseline_benchmark_schedule")
+SCHEDULES = [benchmark_schedule, principles_benchmark_schedule, baseline_benchmark_schedule]

@@ -6,7 +6,11 @@ from typing import Any
 
 import dagster as dg
 
-from rm_resources.warehouse import table_schema
+from rm_resources.store import TABLES
+
+
+def table_schema(table: str) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, sql_type) for name, sql_type in TABLES[table].items()])
 
 
 def preview_markdown(frame, *, rows: int = 5, max_chars: int = 80) -> str:

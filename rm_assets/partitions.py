@@ -1,4 +1,5 @@
-"""Partitions: one per dataset (static), later one per training run (dynamic)."""
+"""Partitions: one per dataset (static), one per training run (dynamic), and the benchmark reports'
+two-dimensional partitions (benchmark × what is evaluated)."""
 
 import dagster as dg
 
@@ -9,13 +10,19 @@ dataset_partitions = dg.StaticPartitionsDefinition(list(DATASETS))
 # One partition per training run; keys are derived from the run's config and data versions.
 training_runs = dg.DynamicPartitionsDefinition(name="training_runs")
 
-# Benchmark reports: one partition per (benchmark × evaluated model). Model keys are
-# `reward:<rule>`, `judge:<llm judge>` or `checkpoint:<training run>` (rm_rewards.benchmarks.evaluate).
 BENCHMARKS = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon")
+benchmark_names = dg.StaticPartitionsDefinition(list(BENCHMARKS))
+
+# Reports of trained checkpoints: benchmark × training run (the run is rm_checkpoints' partition).
+checkpoint_report_partitions = dg.MultiPartitionsDefinition({"benchmark": benchmark_names, "run": training_runs})
+
+# Reports of the LLM judge with the principles learned on a dataset: benchmark × dataset.
+principles_report_partitions = dg.MultiPartitionsDefinition({"benchmark": benchmark_names, "dataset": dataset_partitions})
+
+# Reports of models that use no upstream asset (rule rewards `reward:<rule>`, LLM judges with their
+# default principles `judge:<judge>`): benchmark × model key (rm_rewards.benchmarks model keys).
 evaluated_models = dg.DynamicPartitionsDefinition(name="evaluated_models")
-benchmark_partitions = dg.MultiPartitionsDefinition(
-    {"benchmark": dg.StaticPartitionsDefinition(list(BENCHMARKS)), "model": evaluated_models}
-)
+baseline_report_partitions = dg.MultiPartitionsDefinition({"benchmark": benchmark_names, "model": evaluated_models})
 
 # Generative reward models trained with verl GRPO: one partition per run (needs GPUs).
 grm_training_runs = dg.DynamicPartitionsDefinition(name="grm_training_runs")

@@ -233,6 +233,25 @@ def refined_sample(sample: Sample, result: RefinementResult) -> Sample:
     return sample.model_copy(update={**update, "metadata": metadata})
 
 
+def refinement_candidates(samples: Sequence[Sample]) -> list[Sample]:
+    """What to refine: pointwise responses as they are, and the rejected answer of each labelled pair
+    (once per pair, via `fold_pairs`: not again for its swapped copy) as a one-response sample with id
+    `<pair id>-rejected` and `metadata["source_sample_id"]` naming the pair's sample."""
+    from rm_rewards.pairs import fold_pairs
+
+    candidates = [sample for sample in samples if sample.task == "pointwise"]
+    pairs, _skipped = fold_pairs([sample for sample in samples if sample.task == "pairwise"])
+    for pair in pairs:
+        candidates.append(
+            pair.sample.model_copy(
+                update={"id": f"{pair.pair_id}-rejected", "task": "pointwise", "responses": [pair.rejected],
+                        "preference": None, "preference_strength": None,
+                        "metadata": {**pair.sample.metadata, "source_sample_id": pair.pair_id}}
+            )
+        )
+    return candidates
+
+
 __all__ = [
     "REFINE_TEMPLATE",
     "RefinementResult",
@@ -242,4 +261,5 @@ __all__ = [
     "arefine_sample",
     "refine_batch",
     "refined_sample",
+    "refinement_candidates",
 ]

@@ -1,5 +1,6 @@
-"""benchmark_reports through Dagster: a rule, an LLM judge (fake server) and a checkpoint; history,
-comparison with the previous report, the regression check, and the schedule and sensor."""
+"""Benchmark reports through Dagster: a rule, an LLM judge (fake server), the judge with learned
+principles and a checkpoint; history, comparison with the previous report, the regression check,
+the leaderboard, and the schedules and sensors."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ import pandas as pd
 import pytest
 
 from dagster_project.schedules import scheduled_benchmark_requests
-from dagster_project.sensors import models_to_register, new_checkpoint_sensor
-from rm_assets.benchmarks.assets import benchmark_reports, spread_subset
-from rm_assets.benchmarks.checks import no_regression_since_previous_report
+from dagster_project.sensors import new_checkpoint_sensor
+from rm_assets.benchmarks.assets import (
+    baseline_benchmark_reports,
+    benchmark_reports,
+    leaderboard,
+    principles_benchmark_reports,
+    spread_subset,
+)
+from rm_assets.benchmarks.checks import regression_checks
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
-from rm_resources.warehouse import Warehouse, WarehouseResource
+from rm_resources.store import Store
+from rm_resources.warehouse import WarehouseResource
 from tests.fake_openai import reply
 
 
-def _key(benchmark: str, model: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"benchmark": benchmark, "model": model})
+def _key(benchmark: str, **dimension: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"benchmark": benchmark, **dimension})
 
 
 @pytest.fixture
@@ -34,85 +42,129 @@ def resources(tmp_path, fake_openai):
     }
 
 
-def _materialize(instance, resources, benchmark: str, model: str, *, max_drop: float = 0.02):
+def _check_for(asset) -> dg.AssetChecksDefinition:
+    return next(c for c in regression_checks if next(iter(c.check_specs)).asset_key == asset.key)
+
+
+def _baseline(instance, resources, benchmark: str, model: str, *, max_drop: float = 0.02):
     instance.add_dynamic_partitions("evaluated_models", [model])
     return dg.materialize(
-        [benchmark_reports, no_regression_since_previous_report],
+        [baseline_benchmark_reports, _check_for(baseline_benchmark_reports)],
         resources=resources,
-        partition_key=_key(benchmark, model),
+        partition_key=_key(benchmark, model=model),
         instance=instance,
         run_config=dg.RunConfig(
-            ops={"benchmark_reports_no_regression_since_previous_report": {"config": {"max_drop": max_drop}}}
+            ops={"baseline_benchmark_reports_no_regression_since_previous_report": {"config": {"max_drop": max_drop}}}
         ),
     )
 
 
-def test_rule_reward_report_history_and_regression_check(resources, tmp_path):
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+def test_rule_reward_report_history_regression_check_and_leaderboard(resources, tmp_path):
+    store = Store(str(tmp_path / "w.duckdb"))
+    partition = str(_key("rmb_pairwise", model="reward:length_penalty"))
     with dg.instance_for_test() as instance:
-        first = _materialize(instance, resources, "rmb_pairwise", "reward:length_penalty")
+        first = _baseline(instance, resources, "rmb_pairwise", "reward:length_penalty")
         assert first.success
-        metadata = first.asset_materializations_for_node("benchmark_reports")[0].metadata
+        metadata = first.asset_materializations_for_node("baseline_benchmark_reports")[0].metadata
         report = metadata["report"].value
         assert "data:image/png;base64," in report and "|" in report
         assert metadata["items"].value == 138
         assert 0.0 <= metadata["headline"].value <= 1.0
+        assert metadata["status"].value == "scored"
         assert first.get_asset_check_evaluations()[0].passed  # nothing to compare with yet
 
-        scores = store.read_partition("benchmark_scores", str(_key("rmb_pairwise", "reward:length_penalty")))
+        scores = store.read_partition("benchmark_scores", partition)
         assert len(scores) == 2 * 138
         assert set(scores["status"]) <= {"scored", "failed", "not_applicable"}
+        assert set(scores["asset"]) == {"baseline_benchmark_reports"}
 
         # The same model again: compared with its previous report, no drop.
-        second = _materialize(instance, resources, "rmb_pairwise", "reward:length_penalty")
-        assert "Change since" in second.asset_materializations_for_node("benchmark_reports")[0].metadata["report"].value
+        second = _baseline(instance, resources, "rmb_pairwise", "reward:length_penalty")
+        report = second.asset_materializations_for_node("baseline_benchmark_reports")[0].metadata["report"].value
+        assert "Change since" in report
         assert second.get_asset_check_evaluations()[0].passed
 
         # Pretend the previous report was perfect on every rate: the check flags the drops.
-        partition = str(_key("rmb_pairwise", "reward:length_penalty"))
-        history = store.query("SELECT summary_json FROM benchmark_summaries WHERE partition = ?", [partition])
+        history = store.recent_summaries("baseline_benchmark_reports", partition, limit=5)
         assert len(history) == 2
-        perfect = {k: (1.0 if isinstance(v, float) and 0.0 <= v <= 1.0 else v)
-                   for k, v in json.loads(history["summary_json"][0]).items()}
+        perfect = {k: (1.0 if isinstance(v, float) and 0.0 <= v <= 1.0 else v) for k, v in history[0].items()}
         store.append("benchmark_summaries", partition, pd.DataFrame([{
-            "benchmark": "rmb_pairwise", "model_key": "reward:length_penalty", "headline": 1.0,
+            "asset": "baseline_benchmark_reports", "benchmark": "rmb_pairwise", "model_key": "reward:length_penalty",
+            "headline_metric": "accuracy", "headline": 1.0, "status": "scored", "note": "",
             "summary_json": json.dumps(perfect), "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
             "run_id": "fake",
         }]))
-        third = _materialize(instance, resources, "rmb_pairwise", "reward:length_penalty")
-    [check] = third.get_asset_check_evaluations()
-    assert not check.passed
-    assert any(d["metric"] == "accuracy" or d["previous"] == 1.0 for d in check.metadata["drops"].value)
+        third = _baseline(instance, resources, "rmb_pairwise", "reward:length_penalty")
+        [check] = third.get_asset_check_evaluations()
+        assert not check.passed
+        assert any(d["metric"] == "accuracy" or d["previous"] == 1.0 for d in check.metadata["drops"].value)
+
+        board = dg.materialize([leaderboard], resources=resources, instance=instance)
+    assert board.success
+    table = store.read_leaderboard()
+    rows = table.set_index("benchmark").loc[:, ["model_key", "status", "headline"]]
+    assert rows.loc["rmb_pairwise", "status"] == "scored"
+    # The other benchmarks have no report for this model yet: shown as missing, not as a failure.
+    assert set(table[table["benchmark"] != "rmb_pairwise"]["status"]) == {"missing"}
+    markdown = board.asset_materializations_for_node("leaderboard")[0].metadata["leaderboard"].value
+    assert "reward:length_penalty" in markdown and "no report on this benchmark yet" in markdown
 
 
 def test_llm_judge_report_uses_the_budget_and_records_usage(resources, fake_openai):
     fake_openai.set_default(reply(json.dumps({"critique": "ok", "violated": [], "score": 3})))
     with dg.instance_for_test() as instance:
-        result = _materialize(instance, resources, "rmb_pairwise", "judge:helpfulness_pointwise")
+        result = _baseline(instance, resources, "rmb_pairwise", "judge:helpfulness_pointwise")
     assert result.success
-    metadata = result.asset_materializations_for_node("benchmark_reports")[0].metadata
+    metadata = result.asset_materializations_for_node("baseline_benchmark_reports")[0].metadata
     assert metadata["items"].value == 3  # local budget for judges
     assert metadata["llm_requests"].value == fake_openai.request_count == 6  # 3 items × 2 responses
     # Equal scores are ties, and ties count as wrong.
     assert metadata["headline"].value == 0.0
 
 
-def test_judge_with_learned_principles(resources, fake_openai, tmp_path):
+def _principle_set(principles: list[str]):
+    from rm_rewards.principles import PrincipleProvenance, PrincipleSet, PrincipleSettings, principle_set_id
+
+    provenance = PrincipleProvenance(
+        model="fake-model", template_version="t", settings=PrincipleSettings(), pairs_used=[], skipped=[],
+        pair_outcomes=[], rounds=0, candidates=[], selected=principles, selection_method="none", merged=False,
+        agreement_before=None, agreement_after=None, failures=[], stopped_early=False,
+    )
+    return PrincipleSet(id=principle_set_id("Help.", principles), scenario="Help.", principles=principles,
+                        provenance=provenance)
+
+
+def test_judge_with_learned_principles_and_with_an_empty_set(resources, fake_openai, tmp_path):
     fake_openai.set_default(reply(json.dumps({"critique": "ok", "violated": [], "score": 2})))
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
+    key = _key("rmb_pairwise", dataset="helpsteer2")
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("evaluated_models", ["principles:helpsteer2"])
-        missing = dg.materialize([benchmark_reports], resources=resources, instance=instance, raise_on_error=False,
-                                 partition_key=_key("rmb_pairwise", "principles:helpsteer2"))
-        assert "no principle set for 'helpsteer2'" in str(missing.failure_data_for_node("benchmark_reports").error)
-        store.replace_partition("principle_sets", "helpsteer2", pd.DataFrame([{
-            "principle_set_id": "abc123", "scenario": "Help.", "principles_json": json.dumps(["Be LEARNED-PRINCIPLE."]),
-            "provenance_json": "{}", "model": "fake-model", "run_id": "r",
-        }]))
-        result = _materialize(instance, resources, "rmb_pairwise", "principles:helpsteer2")
-    assert result.success
-    assert fake_openai.request_count == 6
-    assert all("LEARNED-PRINCIPLE" in body["messages"][-1]["content"] for body in fake_openai.bodies)
+        missing = dg.materialize([principles_benchmark_reports], resources=resources, instance=instance,
+                                 raise_on_error=False, partition_key=key)
+        error = missing.failure_data_for_node("principles_benchmark_reports").error
+        assert "no principle set for 'helpsteer2'" in str(error)
+
+        store.write_principle_set("helpsteer2", _principle_set(["Be LEARNED-PRINCIPLE."]), "r")
+        result = dg.materialize([principles_benchmark_reports], resources=resources, instance=instance,
+                                partition_key=key)
+        assert result.success
+        assert fake_openai.request_count == 6
+        assert all("LEARNED-PRINCIPLE" in body["messages"][-1]["content"] for body in fake_openai.bodies)
+        metadata = result.asset_materializations_for_node("principles_benchmark_reports")[0].metadata
+        assert metadata["model_key"].value == "principles:helpsteer2"
+        assert metadata["principles_source"].value == "learned"
+
+        # No principle survived: the judge uses its defaults and the report says so. Not a failure.
+        fake_openai.reset()
+        fake_openai.set_default(reply(json.dumps({"critique": "ok", "violated": [], "score": 1})))
+        store.write_principle_set("helpsteer2", _principle_set([]), "r2")
+        empty = dg.materialize([principles_benchmark_reports], resources=resources, instance=instance,
+                               partition_key=key)
+        assert empty.success
+        metadata = empty.asset_materializations_for_node("principles_benchmark_reports")[0].metadata
+        assert metadata["principles_source"].value.startswith("default")
+        assert "default" in metadata["note"].value
+        assert not any("LEARNED-PRINCIPLE" in body["messages"][-1]["content"] for body in fake_openai.bodies)
 
 
 def test_checkpoint_report(resources, tmp_path):
@@ -124,25 +176,38 @@ def test_checkpoint_report(resources, tmp_path):
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=1).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(get_model_path())).save_pretrained(path)
-    Warehouse(str(tmp_path / "w.duckdb")).replace_partition("rm_checkpoints", "bt-test", pd.DataFrame([{
-        "run_key": "bt-test", "path": str(path), "datasets": "[]", "train_pairs": 0, "eval_pairs": 0,
-        "baseline_eval_accuracy": None, "final_eval_accuracy": None, "config_json": "{}",
-        "data_versions_json": "{}", "run_id": "r",
-    }]))
+    store = Store(str(tmp_path / "w.duckdb"))
+    store.write_checkpoint("bt-test", {
+        "path": str(path), "datasets": "[]", "train_pairs": 0, "eval_pairs": 0, "baseline_eval_accuracy": None,
+        "final_eval_accuracy": None, "config_json": "{}", "data_versions_json": "{}", "source_runs_json": "{}",
+    }, "r")
     with dg.instance_for_test() as instance:
-        result = _materialize(instance, resources, "reward_bench_2", "checkpoint:bt-test")
+        instance.add_dynamic_partitions("training_runs", ["bt-test"])
+        result = dg.materialize([benchmark_reports], resources=resources, instance=instance,
+                                partition_key=_key("reward_bench_2", run="bt-test"))
     assert result.success
     metadata = result.asset_materializations_for_node("benchmark_reports")[0].metadata
     assert metadata["items"].value == 15
+    assert metadata["model_key"].value == "checkpoint:bt-test"
     assert "data:image/png;base64," in metadata["report"].value
+    rows = store.read_partition("benchmark_scores", str(_key("reward_bench_2", run="bt-test")))
+    assert set(rows["checkpoint_path"]) == {str(path)} and set(rows["model_key"]) == {"checkpoint:bt-test"}
 
 
 def test_unknown_checkpoint_is_a_clear_error(resources):
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("evaluated_models", ["checkpoint:bt-missing"])
+        instance.add_dynamic_partitions("training_runs", ["bt-missing"])
         result = dg.materialize([benchmark_reports], resources=resources, instance=instance,
-                                partition_key=_key("rm_bench", "checkpoint:bt-missing"), raise_on_error=False)
+                                partition_key=_key("rm_bench", run="bt-missing"), raise_on_error=False)
     assert "no trained checkpoint 'bt-missing'" in str(result.failure_data_for_node("benchmark_reports").error)
+
+
+def test_a_checkpoint_key_is_not_a_baseline(resources):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("evaluated_models", ["checkpoint:bt-1"])
+        result = dg.materialize([baseline_benchmark_reports], resources=resources, instance=instance,
+                                partition_key=_key("rm_bench", model="checkpoint:bt-1"), raise_on_error=False)
+    assert "not a rule or judge key" in str(result.failure_data_for_node("baseline_benchmark_reports").error)
 
 
 def test_spread_subset_covers_the_list():
@@ -151,40 +216,50 @@ def test_spread_subset_covers_the_list():
     assert spread_subset(list(range(5)), None) == [0, 1, 2, 3, 4]
 
 
-def test_sensor_registers_new_checkpoints_and_defaults_once():
+def test_sensor_benchmarks_new_checkpoints_and_registers_baselines_once():
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("training_runs", ["bt-1"])
         instance.report_runless_asset_event(dg.AssetMaterialization("rm_checkpoints", partition="bt-1"))
-        result = new_checkpoint_sensor(dg.build_sensor_context(instance=instance))
-        added = result.dynamic_partitions_requests[0].partition_keys
-        assert set(added) == {"reward:length_penalty", "judge:helpfulness_pointwise", "principles:helpsteer2",
-                              "checkpoint:bt-1"}
-        assert len(result.run_requests) == 4 * 4
-        instance.add_dynamic_partitions("evaluated_models", list(added))
-        again = new_checkpoint_sensor(dg.build_sensor_context(instance=instance))
+        context = dg.build_sensor_context(instance=instance)
+        result = new_checkpoint_sensor(context)
+        assert set(result.dynamic_partitions_requests[0].partition_keys) == {
+            "reward:length_penalty", "judge:helpfulness_pointwise"}
+        by_job = {}
+        for request in result.run_requests:
+            by_job.setdefault(request.job_name, []).append(request.partition_key)
+        assert len(by_job["benchmark_job"]) == 4 and len(by_job["baseline_benchmark_job"]) == 8
+        assert {k.keys_by_dimension["run"] for k in by_job["benchmark_job"]} == {"bt-1"}
+        instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty", "judge:helpfulness_pointwise"])
+        again = new_checkpoint_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
         assert isinstance(again, dg.SkipReason)
-    assert models_to_register({"bt-2"}, {"a"}, ["a", "b"]) == ["b", "checkpoint:bt-2"]
 
 
-def test_schedule_benchmarks_every_registered_model():
+def test_schedules_benchmark_every_checkpoint_principle_set_and_baseline():
     with dg.instance_for_test() as instance:
-        # The schedule's body (invoking the ScheduleDefinition itself binds the shared benchmark_job
-        # to this short-lived instance, which breaks later users of the module-level Definitions).
         tick = datetime.datetime(2026, 11, 29, 3, 0, tzinfo=datetime.timezone.utc)
-        assert isinstance(scheduled_benchmark_requests(instance, tick), dg.SkipReason)
-        instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty", "checkpoint:bt-1"])
-        requests = scheduled_benchmark_requests(instance, tick)
-    assert len(requests) == 8
-    assert {r.partition_key.keys_by_dimension["model"] for r in requests} == {"reward:length_penalty", "checkpoint:bt-1"}
-    assert all(r.run_key.startswith("scheduled-2026-11-29T03:00") for r in requests)  # one run per tick
+        for job in ("benchmark_job", "principles_benchmark_job", "baseline_benchmark_job"):
+            assert isinstance(scheduled_benchmark_requests(instance, tick, job), dg.SkipReason)
+        instance.add_dynamic_partitions("training_runs", ["bt-1"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("rm_checkpoints", partition="bt-1"))
+        instance.report_runless_asset_event(dg.AssetMaterialization("auto_principles", partition="helpsteer2"))
+        instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty"])
+        requests = {job: scheduled_benchmark_requests(instance, tick, job)
+                    for job in ("benchmark_job", "principles_benchmark_job", "baseline_benchmark_job")}
+    assert {len(r) for r in requests.values()} == {4}
+    assert {r.partition_key.keys_by_dimension["dataset"] for r in requests["principles_benchmark_job"]} == {"helpsteer2"}
+    assert all(r.run_key.startswith("scheduled-2026-11-29T03:00") for rs in requests.values() for r in rs)
 
 
-def test_schedule_and_sensor_are_defined_and_running_in_the_local_profile():
+def test_schedules_and_sensors_are_defined_and_running_in_the_local_profile():
     from dagster_project.definitions import defs
 
-    schedule = next(s for s in defs.schedules if s.name == "benchmark_schedule")
-    assert schedule.cron_schedule == "0 3 * * *"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    sensor = next(s for s in defs.sensors if s.name == "new_checkpoint_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert schedule.job_name == "benchmark_job" and [j.name for j in sensor.jobs] == ["benchmark_job"]
+    schedules = {s.name: s for s in defs.schedules}
+    assert {s.job_name for s in schedules.values()} == {
+        "benchmark_job", "principles_benchmark_job", "baseline_benchmark_job"}
+    for schedule in schedules.values():
+        assert schedule.cron_schedule == "0 3 * * *"
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    sensors = {s.name: s for s in defs.sensors}
+    assert sensors["new_checkpoint_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert {j.name for j in sensors["new_checkpoint_sensor"].jobs} == {"benchmark_job", "baseline_benchmark_job"}
+    assert sensors["leaderboard_sensor"].job_name == "leaderboard_job"

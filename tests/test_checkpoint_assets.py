@@ -1,4 +1,4 @@
-"""rm_checkpoints: a training run as a dynamic partition, trained on converted pairs from DuckDB."""
+"""rm_checkpoints: a training run as a dynamic partition, trained on the curated training_pairs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from rm_assets.checkpoints.assets import (
     training_data_versions,
     training_run_key,
 )
-from rm_assets.data.assets import converted_samples, raw_rows
+from rm_assets.curation.assets import training_pairs
+from rm_assets.data.assets import converted_samples, raw_rows, rule_scores
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.ray_cluster import RayClusterResource
-from rm_resources.warehouse import Warehouse, WarehouseResource
+from rm_resources.store import Store
+from rm_resources.warehouse import WarehouseResource
 
 
 @pytest.fixture
@@ -25,7 +27,10 @@ def warehouse_with_pairs(tmp_path):
         "datasets": DatasetSourceResource(mode="bundled", limit=40),
         "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
     }
-    assert dg.materialize([raw_rows, converted_samples], resources=resources, partition_key="hh_rlhf_harmless").success
+    # No LLM stage: the curation runs on the human pairs and the rule scores alone.
+    assert dg.materialize(
+        [raw_rows, converted_samples, rule_scores, training_pairs], resources=resources, partition_key="hh_rlhf_harmless"
+    ).success
     return resources
 
 
@@ -34,13 +39,30 @@ def test_training_run_key_depends_on_config_and_data():
     data = {"hh_rlhf_harmless": "80:abc"}
     assert training_run_key(config, data) == training_run_key(TrainingRunConfig(), dict(data))
     assert training_run_key(config, data) != training_run_key(TrainingRunConfig(epochs=3), data)
+    assert training_run_key(config, data) != training_run_key(TrainingRunConfig(pairs="raw"), data)
     assert training_run_key(config, data) != training_run_key(config, {"hh_rlhf_harmless": "80:abd"})
+
+
+def test_a_changed_split_or_policy_is_a_new_run(tmp_path, warehouse_with_pairs):
+    """The data version of the training pairs covers their splits and the curation policy."""
+    store = Store(str(tmp_path / "w.duckdb"))
+    config = TrainingRunConfig()
+    before = training_run_key(config, training_data_versions(store, config.datasets))
+    resources = warehouse_with_pairs
+    assert dg.materialize([converted_samples, rule_scores, training_pairs], resources=resources,
+                          partition_key="hh_rlhf_harmless",
+                          run_config=dg.RunConfig(ops={"converted_samples": {"config": {"test_fraction": 0.5}}})).success
+    after_split = training_run_key(config, training_data_versions(store, config.datasets))
+    assert after_split != before
+    assert dg.materialize([training_pairs], resources=resources, partition_key="hh_rlhf_harmless",
+                          run_config=dg.RunConfig(ops={"training_pairs": {"config": {"refined_margin": 3.0}}})).success
+    assert training_run_key(config, training_data_versions(store, config.datasets)) != after_split
 
 
 def test_rm_checkpoints_trains_registers_and_loads_back(tmp_path, warehouse_with_pairs, monkeypatch):
     monkeypatch.setenv("RMFORGE_DATA_DIR", str(tmp_path / "data"))
     config = TrainingRunConfig(max_steps=2, batch_size=4, max_length=32, max_eval_pairs=8, max_train_pairs=None)
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
     key = training_run_key(config, training_data_versions(store, config.datasets))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("training_runs", [key])
@@ -63,6 +85,8 @@ def test_rm_checkpoints_trains_registers_and_loads_back(tmp_path, warehouse_with
     assert json.loads(json.dumps(metadata["training_data_versions"].value)) == training_data_versions(
         store, config.datasets
     )
+    assert metadata["pairs"].value == "curated"
+    assert metadata["training_pairs_runs"].value == {"hh_rlhf_harmless": store.run_ids("training_pairs", "hh_rlhf_harmless")}
 
     row = store.read_partition("rm_checkpoints", key)
     assert len(row) == 1

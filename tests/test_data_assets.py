@@ -14,7 +14,8 @@ import pytest
 from rm_assets.data.assets import converted_samples, raw_rows, rule_scores
 from rm_assets.data.checks import quarantine_rate_below_threshold
 from rm_resources.datasets import DatasetSourceResource
-from rm_resources.warehouse import Warehouse, WarehouseResource
+from rm_resources.store import Store
+from rm_resources.warehouse import WarehouseResource
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +67,7 @@ def test_slice_materializes_and_quarantines_bad_rows(tmp_path):
     result = _materialize(tmp_path)
     assert result.success
 
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
     assert store.count_by_partition("raw_rows") == {"helpsteer2": 6}
     quarantine = store.read_partition("quarantine", "helpsteer2", order_by="row_index")
     assert list(quarantine["row_index"]) == [1, 5]
@@ -97,7 +98,7 @@ def test_slice_materializes_and_quarantines_bad_rows(tmp_path):
 def test_rematerializing_replaces_the_partition_without_duplicates(tmp_path):
     _write_local(tmp_path / "in", GOOD_ROWS)
     assert _materialize(tmp_path).success
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
     first = {t: store.count_by_partition(t) for t in ("raw_rows", "converted_samples", "rule_scores")}
     assert _materialize(tmp_path).success
     second = {t: store.count_by_partition(t) for t in ("raw_rows", "converted_samples", "rule_scores")}
@@ -116,7 +117,7 @@ def test_quarantine_check_blocks_scoring_above_threshold(tmp_path):
         assert not check.passed
         assert check.metadata["quarantine_rate"].value == pytest.approx(2 / 3, abs=1e-3)
         assert not result.asset_materializations_for_node("rule_scores")
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
     assert store.count_by_partition("rule_scores") == {}
 
 
@@ -149,7 +150,7 @@ def test_two_partitions_in_parallel_runs_both_land(tmp_path):
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     for run, output in zip(runs, outputs):
         assert run.returncode == 0, output[-3000:]
-    store = Warehouse(str(tmp_path / "data" / "rmforge.duckdb"))
+    store = Store(str(tmp_path / "data" / "rmforge.duckdb"))
     counts = store.count_by_partition("converted_samples")
     assert set(counts) == {"helpsteer2", "hh_rlhf_helpful"}
     assert counts["helpsteer2"] == 16

@@ -12,7 +12,8 @@ from rm_assets.judging.assets import LLMScoreConfig, llm_scores
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.embedded_llm import EMBEDDED_MODEL_NAME, EmbeddedLLMServer
 from rm_resources.llm import LLMClientResource
-from rm_resources.warehouse import Warehouse, WarehouseResource
+from rm_resources.store import Store
+from rm_resources.warehouse import WarehouseResource
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_llm_scores_through_the_embedded_server(embedded_server, tmp_path):
         run_config=dg.RunConfig(ops={"llm_scores": LLMScoreConfig(max_samples=2)}),
     )
     assert result.success
-    scores = Warehouse(str(tmp_path / "w.duckdb")).read_partition("llm_scores", "hh_rlhf_helpful")
+    scores = Store(str(tmp_path / "w.duckdb")).read_partition("llm_scores", "hh_rlhf_helpful")
     assert len(scores) == 2  # a pair and its A/B-swapped copy
     for values, errors in zip(scores["scores"], scores["response_errors"]):
         for value, error in zip(values, errors):

@@ -14,10 +14,12 @@ import dagster as dg
 import pytest
 
 from rm_assets.data.assets import converted_samples, raw_rows
-from rm_assets.judging.assets import auto_principles, llm_scores, refined_samples, refinement_candidates
+from rm_assets.judging.assets import auto_principles, llm_scores, refined_samples
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
-from rm_resources.warehouse import Warehouse, WarehouseResource
+from rm_resources.store import Store
+from rm_resources.warehouse import WarehouseResource
+from rm_rewards.refinement import refinement_candidates
 from tests.fake_openai import reply, status
 
 
@@ -82,7 +84,7 @@ def test_llm_assets_score_everything_and_a_rerun_is_served_from_cache(resources,
     requests_after_first = fake_openai.request_count
     assert requests_after_first > 0
 
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
     principles = store.read_partition("principle_sets", "helpsteer2")
     assert len(principles) == 1
     # The bundled pairs prefer the shorter answer in 2 of 3 cases, so principles survive.
@@ -97,7 +99,7 @@ def test_llm_assets_score_everything_and_a_rerun_is_served_from_cache(resources,
     assert set(scores["principle_set_id"]) == {principles["principle_set_id"][0]}
     pairwise = scores[scores["reward_name"] == "principle_pairwise_judge"]
     assert len(pairwise) > 0
-    samples = Warehouse(str(tmp_path / "w.duckdb")).read_partition("converted_samples", "helpsteer2")
+    samples = Store(str(tmp_path / "w.duckdb")).read_partition("converted_samples", "helpsteer2")
     lengths = {sid: [len(r["message"]["content"]) for r in json.loads(cell)]
                for sid, cell in zip(samples["sample_id"], samples["responses_json"])}
     for sample_id, values in zip(pairwise["sample_id"], pairwise["scores"]):
@@ -124,7 +126,7 @@ def test_position_bias_is_reported_as_inconsistent_ties(resources, fake_openai, 
     fake_openai.set_responder(position_biased_responder)
     result = _materialize(resources)
     assert result.success
-    scores = Warehouse(str(tmp_path / "w.duckdb")).read_partition("llm_scores", "helpsteer2")
+    scores = Store(str(tmp_path / "w.duckdb")).read_partition("llm_scores", "helpsteer2")
     pairwise = scores[scores["reward_name"] == "principle_pairwise_judge"]
     # Both orders say "A": a tie flagged as position-inconsistent, never a default win for slot A.
     assert len(pairwise) > 0 and all(list(values) == [0.5, 0.5] for values in pairwise["scores"])
@@ -137,7 +139,7 @@ def test_failed_judgements_are_recorded_per_item_never_defaulted(resources, fake
     fake_openai.set_responder(failing_pairwise_responder)
     result = _materialize(resources)
     assert result.success
-    scores = Warehouse(str(tmp_path / "w.duckdb")).read_partition("llm_scores", "helpsteer2")
+    scores = Store(str(tmp_path / "w.duckdb")).read_partition("llm_scores", "helpsteer2")
     pairwise = scores[scores["reward_name"] == "principle_pairwise_judge"]
     pointwise = scores[scores["reward_name"] == "principle_pointwise_judge"]
     assert len(pairwise) > 0 and len(pointwise) > 0
@@ -161,7 +163,7 @@ def test_the_api_key_never_reaches_metadata_or_tables(resources, fake_openai, tm
         text = " ".join(str(r.event_log_entry) for r in records)
         logs = " ".join(str(e) for e in instance.all_logs(result.run_id))
     assert "SECRET-canary" not in text and "SECRET-canary" not in logs
-    store = Warehouse(str(tmp_path / "w.duckdb"))
+    store = Store(str(tmp_path / "w.duckdb"))
     for table in ("llm_scores", "principle_sets", "refined_samples"):
         assert "SECRET-canary" not in store.read_partition(table, "helpsteer2").to_json()
 

@@ -7,7 +7,8 @@ Text for our checkpoints is rendered with `training.data.render_text` (the train
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,24 @@ def encode_texts(
     """Tokenise (truncating as the tokenizer is set up to) and pad a batch, on `device`."""
     batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     return {key: value.to(device) for key, value in batch.items()}
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' console output off for our own loads and saves, restored afterwards: its load
+    report (a fresh backbone's score head is always "missing", by design) and its progress bars
+    ("Loading weights", "Writing model shards"). Errors still raise and still log."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 _SCORERS: dict[tuple[str, float], tuple[Any, Any]] = {}
@@ -41,8 +60,9 @@ def _scorer(model_path: str) -> tuple[Any, Any]:
 
         if len(_SCORERS) >= 2:
             _SCORERS.pop(next(iter(_SCORERS)))
-        model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        with quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
+            tokenizer = AutoTokenizer.from_pretrained(model_path)
         if tokenizer.pad_token is None:  # a decoder RM trained elsewhere; padding needs some token
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
             model.config.pad_token_id = tokenizer.pad_token_id

