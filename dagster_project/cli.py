@@ -246,7 +246,11 @@ def _summary(store, partitions: list[str]) -> str:
     if entries:
         benchmarks = sorted({e.benchmark for e in entries})
         width = max(len(e.model_key) for e in entries)
-        lines += ["", "Leaderboard (headline metric per benchmark):",
+        from rm_assets.benchmarks.assets import BenchmarkConfig
+
+        budget = BenchmarkConfig().max_judge_items
+        lines += ["", "Leaderboard (headline metric per benchmark"
+                  + (f"; LLM judges on {budget} items each, the local profile's budget" if budget else "") + "):",
                   f"  {'model':<{width}}  " + "  ".join(f"{b:>14}" for b in benchmarks)]
         by_model: dict[str, dict[str, LeaderboardEntry]] = {}
         for entry in entries:
@@ -260,11 +264,15 @@ def _summary(store, partitions: list[str]) -> str:
                 else:
                     values.append(f"{'n/a' if entry is not None and entry.status == 'not_applicable' else '-':>14}")
             lines.append(f"  {model:<{width}}  " + "  ".join(values))
-        notes = [e for e in entries if e.status != "scored" or e.note]
+        notes: dict[tuple[str, str, str], list[str]] = {}
+        for e in entries:
+            if e.status != "scored" or e.note:
+                notes.setdefault((e.model_key, e.status, e.note), []).append(e.benchmark)
         if notes:
             lines.append("  notes:")
-            lines += [f"    {e.model_key} on {e.benchmark}: {e.status.replace('_', ' ')}"
-                      + (f" ({e.note})" if e.note else "") for e in notes]
+            for (model, status, note), on in notes.items():
+                where = "every benchmark" if len(on) == len(benchmarks) else ", ".join(on)
+                lines.append(f"    {model} ({where}): {status.replace('_', ' ')}" + (f" — {note}" if note else ""))
     return "\n".join(lines)
 
 

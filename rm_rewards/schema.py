@@ -141,19 +141,21 @@ class RewardResult(_Model):
 
 # --- table rows -------------------------------------------------------------------------------
 
-SAMPLE_COLUMNS: dict[str, str] = {
-    "sample_id": "VARCHAR",
-    "source": "VARCHAR",
-    "task": "VARCHAR",
-    "split": "VARCHAR",
-    "n_responses": "INTEGER",
-    "preference": "INTEGER",
-    "preference_strength": "DOUBLE",
-    "reference_json": "VARCHAR",
-    "input_json": "VARCHAR",
-    "responses_json": "VARCHAR",
-    "metadata_json": "VARCHAR",
-}
+# The flat row of a sample (the warehouse's converted_samples columns, parquet sample files):
+# nested parts as JSON text. Column types belong to the store, not here.
+SAMPLE_ROW_FIELDS: tuple[str, ...] = (
+    "sample_id",
+    "source",
+    "task",
+    "split",
+    "n_responses",
+    "preference",
+    "preference_strength",
+    "reference_json",
+    "input_json",
+    "responses_json",
+    "metadata_json",
+)
 
 
 def _dumps(value: Any) -> str:
@@ -221,7 +223,7 @@ def sample_from_row(row: dict[str, Any]) -> Sample:
 def samples_to_frame(samples: list[Sample]):
     import pandas as pd
 
-    return pd.DataFrame([sample_to_row(s) for s in samples], columns=list(SAMPLE_COLUMNS))
+    return pd.DataFrame([sample_to_row(s) for s in samples], columns=list(SAMPLE_ROW_FIELDS))
 
 
 def samples_from_frame(frame) -> list[Sample]:

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rm_rewards import registry
 from rm_rewards.kinds import Reward
 from rm_rewards.schema import RewardResult, Sample
-
-SCORE_ROW_COLUMNS = (
-    "sample_id",
-    "reward_name",
-    "reward_version",
-    "scores",
-    "reasons",
-    "response_errors",
-    "error",
-    "input_hash",
-)
 
 
 def rule_rewards(exclude_tags: Sequence[str] = ()) -> list[Reward]:
@@ -38,29 +26,6 @@ def score_samples(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[
         if applicable:
             results.extend(reward.evaluate_batch(applicable))
     return results
-
-
-async def ascore_samples(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[RewardResult]:
-    results: list[RewardResult] = []
-    for reward in rewards:
-        applicable = [s for s in samples if reward.applies_to(s)]
-        if applicable:
-            results.extend(await reward.aevaluate_batch(applicable))
-    return results
-
-
-def result_to_row(result: RewardResult, input_hash: str) -> dict[str, Any]:
-    """One table row per sample × reward; per-response values are aligned lists."""
-    return {
-        "sample_id": result.sample_id,
-        "reward_name": result.reward_name,
-        "reward_version": result.reward_version,
-        "scores": [s.score for s in result.scores],
-        "reasons": [s.reason for s in result.scores],
-        "response_errors": [s.error for s in result.scores],
-        "error": result.error,
-        "input_hash": input_hash,
-    }
 
 
 def summarize(results: Sequence[RewardResult]) -> dict[str, dict[str, float]]:

@@ -1,5 +1,5 @@
 """`rmforge run` end to end on the embedded defaults (llama.cpp server, bundled data, DuckDB, Ray),
-with a tiny training budget and a few rows per dataset: what `make run` does, in a few minutes.
+with a tiny training budget, one dataset partition and a few rows: what `make run` does, in a few minutes.
 It must exit 0, land every stage, and a benchmark number of the trained checkpoint must audit back
 to raw HH-RLHF rows."""
 
@@ -28,7 +28,8 @@ def test_rmforge_run_lands_every_stage_and_audits_to_raw_rows(tmp_path):
     }
     env.pop("RMFORGE_LLM_BASE_URL", None)
     run = subprocess.run(
-        [sys.executable, "-m", "dagster_project.cli", "run", "--training-steps", "2"],
+        # One dataset partition (the one the default checkpoint trains on) keeps the LLM stages short.
+        [sys.executable, "-m", "dagster_project.cli", "run", "--training-steps", "2", "--partition", "hh_rlhf_harmless"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500,
     )
     console = run.stdout + run.stderr

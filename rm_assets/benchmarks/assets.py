@@ -56,7 +56,7 @@ def default_models() -> list[str]:
 
 class BenchmarkConfig(dg.Config):
     # LLM judges on the embedded 135M model are slow: a spread-out subset of items locally.
-    max_judge_items: int | None = local_budget(3)
+    max_judge_items: int | None = local_budget(2)
     drop_threshold: float = 0.02
 
 
