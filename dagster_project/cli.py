@@ -204,7 +204,7 @@ def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[st
     return plan
 
 
-def _benchmark_stage(instance, defs, plan, *, force: bool) -> list[str]:
+def _benchmark_stage(instance, defs, plan, *, force: bool, judge_items: int | None) -> list[str]:
     """Report each planned partition unless it is up to date; then rebuild the leaderboard."""
     graph = defs.resolve_asset_graph()
     models = sorted({p.keys_by_dimension["model"] for job, _, p in plan if job == "baseline_benchmark_job"})
@@ -221,14 +221,15 @@ def _benchmark_stage(instance, defs, plan, *, force: bool) -> list[str]:
         if not force and up_to_date(instance, graph, [a for a in (upstream, asset) if a], partition_of):
             print(f"  {label}: up to date, skipped", flush=True)
             continue
-        if not _say(_execute(instance, job, partition), label):
+        run_config = {"ops": {asset: {"config": {"max_judge_items": judge_items}}}} if judge_items else None
+        if not _say(_execute(instance, job, partition, run_config=run_config), label):
             failed.append(str(partition))
     if not _say(_execute(instance, "leaderboard_job", None), "leaderboard_job"):
         failed.append("leaderboard")
     return failed
 
 
-def _summary(store, partitions: list[str]) -> str:
+def _summary(store, partitions: list[str], judge_items: int | None = None) -> str:
     """Rows per stage and partition, then each model's headline numbers and what did not apply."""
     from rm_rewards.leaderboard import LeaderboardEntry
 
@@ -248,7 +249,7 @@ def _summary(store, partitions: list[str]) -> str:
         width = max(len(e.model_key) for e in entries)
         from rm_assets.benchmarks.assets import BenchmarkConfig
 
-        budget = BenchmarkConfig().max_judge_items
+        budget = judge_items or BenchmarkConfig().max_judge_items
         lines += ["", "Leaderboard (headline metric per benchmark"
                   + (f"; LLM judges on {budget} items each, the local profile's budget" if budget else "") + "):",
                   f"  {'model':<{width}}  " + "  ".join(f"{b:>14}" for b in benchmarks)]
@@ -310,8 +311,8 @@ def _run(args: argparse.Namespace) -> int:
         if not args.skip_benchmarks and not failed:
             print("3. benchmark reports and leaderboard", flush=True)
             plan = _report_partitions(run_key, skip_llm=args.skip_llm, datasets=partitions)
-            failed += _benchmark_stage(instance, defs, plan, force=args.force)
-    print(_summary(store, partitions))
+            failed += _benchmark_stage(instance, defs, plan, force=args.force, judge_items=args.judge_items)
+    print(_summary(store, partitions, args.judge_items))
     print(f"\nDuckDB warehouse: {store.database}")
     print(f"Dagster run history (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}  — browse it with `make ui`")
     if run_key and not args.skip_benchmarks:
@@ -404,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="re-materialize partitions that are up to date")
     run.add_argument("--training-steps", type=int, metavar="N",
                      help="stop training after N optimizer steps (a quick run; a different run key)")
+    run.add_argument("--judge-items", type=int, metavar="N",
+                     help="LLM judges score N items per benchmark (default: the profile's budget)")
     run.set_defaults(handler=_run)
 
     add_audit_parser(commands)

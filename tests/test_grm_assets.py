@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from rm_assets.checkpoints.assets import GRMTrainingConfig, grm_checkpoints
+from rm_assets.curation.assets import training_pairs
 from rm_assets.data.assets import converted_samples, raw_rows
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.verl import VerlTrainerResource
@@ -44,7 +45,10 @@ def warehouse_with_samples(tmp_path):
         "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
     }
     for dataset in ("helpsteer2", "hh_rlhf_helpful"):
-        assert dg.materialize([raw_rows, converted_samples], resources=resources, partition_key=dataset).success
+        # The generative RM learns from the curated pairs (here: human pairs, no judge) and the grades.
+        assert dg.materialize(
+            [raw_rows, converted_samples, training_pairs], resources=resources, partition_key=dataset
+        ).success
     return resources
 
 

@@ -25,11 +25,14 @@ def test_rmforge_run_lands_every_stage_and_audits_to_raw_rows(tmp_path):
         "RMFORGE_DATA_DIR": str(tmp_path / "data"),
         "RMFORGE_DATASET_LIMIT": "40",
         "RMFORGE_PROFILE": "local",
+        # Baselines: the rule only; the LLM judge is benchmarked with the learned principles.
+        "RMFORGE_BENCHMARK_MODELS": "reward:length_penalty",
     }
     env.pop("RMFORGE_LLM_BASE_URL", None)
     run = subprocess.run(
         # One dataset partition (the one the default checkpoint trains on) keeps the LLM stages short.
-        [sys.executable, "-m", "dagster_project.cli", "run", "--training-steps", "2", "--partition", "hh_rlhf_harmless"],
+        [sys.executable, "-m", "dagster_project.cli", "run", "--training-steps", "2", "--partition", "hh_rlhf_harmless",
+         "--judge-items", "1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500,
     )
     console = run.stdout + run.stderr
@@ -49,6 +52,13 @@ def test_rmforge_run_lands_every_stage_and_audits_to_raw_rows(tmp_path):
     leaderboard = store.read_leaderboard()
     assert any(key.startswith("checkpoint:") for key in leaderboard["model_key"])
     assert any(key.startswith("principles:") for key in leaderboard["model_key"])
+
+    # A warm rerun recomputes nothing: same rows, same code, same training pairs.
+    rerun = subprocess.run(run.args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "main_job [hh_rlhf_harmless]: up to date" in rerun.stdout
+    assert "already trained on these pairs with this config, skipped" in rerun.stdout
+    assert "done in" not in rerun.stdout.replace("leaderboard_job: done in", ""), rerun.stdout
 
     match = re.search(r"rmforge audit benchmark_reports '([^']+)'", console)
     assert match, console[-2000:]
