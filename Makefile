@@ -14,8 +14,10 @@ LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_VERSION)
 # uses; skipping it shortens the compile.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
-# pip's notes about package index locations this machine's pip config names but lacks: not ours.
-PIP_NOTES := sed -u '/is ignored: it is neither a file nor a directory/d'
+# Not ours to show: pip's notes about index locations this machine's pip config names but lacks,
+# and setuptools' generic notice that an editable install is editable.
+PIP_NOTES := sed -u -e '/is ignored: it is neither a file nor a directory/d' \
+	-e '/BuildBackendWarning: Editable installation/,/with strategy, WheelFile/d'
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export RMFORGE_DATA_DIR ?= $(CURDIR)/data
@@ -29,16 +31,20 @@ install: $(STAMP)
 
 # torch first and pinned: any range pulls a multi-GB CUDA build. Re-runs only when pyproject changes.
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
-	$(BIN)/python -m pip install --quiet torch==2.13.0 2>&1 | $(PIP_NOTES)
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIP_NOTES)
-	touch $(STAMP)
+	@echo "installing torch (CPU) and rmforge into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet torch==2.13.0 2>&1 | $(PIP_NOTES)
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIP_NOTES)
+	@touch $(STAMP)
 
+# llama-cpp-python's own dependencies go in first because it is built with --no-deps.
 $(LLAMA_STAMP):
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | $(PIP_NOTES)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet \
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | $(PIP_NOTES)
+	@$(BIN)/python -m pip install --quiet numpy diskcache jinja2 typing-extensions 2>&1 | $(PIP_NOTES)
+	@echo "compiling llama.cpp (llama-cpp-python $(LLAMA_VERSION), portable AVX2; a few minutes) ..."
+	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet \
 		--no-cache-dir --no-deps --force-reinstall llama-cpp-python==$(LLAMA_VERSION) 2>&1 | $(PIP_NOTES)
-	touch $(LLAMA_STAMP)
+	@touch $(LLAMA_STAMP)
 
 run: install
 	$(BIN)/rmforge run

@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from rm_rewards.benchmarks.evaluate import EvaluationResult
     from rm_rewards.curation import RefinementRecord, ScoreRecord, TrainingPairRecord
     from rm_rewards.datasets.quarantine import QuarantinedRow
+    from rm_rewards.leaderboard import LeaderboardEntry
     from rm_rewards.principles import PrincipleSet
     from rm_rewards.refinement import RefinementResult
     from rm_rewards.schema import RewardResult, Sample
+    from training.bt_trainer import TrainResult
 
 # --- table definitions ---------------------------------------------------------------------------
 
@@ -702,11 +704,35 @@ class Store:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def write_checkpoint(self, run_key: str, row: Mapping[str, Any], run_id: str) -> None:
+    def write_checkpoint(
+        self,
+        run_key: str,
+        result: TrainResult,
+        *,
+        datasets: Sequence[str],
+        config: Mapping[str, Any],
+        data_versions: Mapping[str, str],
+        source_runs: Mapping[str, Sequence[str]],
+        run_id: str,
+    ) -> None:
+        """One training run: where its model is, what it trained on (each dataset's training_pairs
+        version and the runs that wrote those pairs), its config and accuracies."""
         import pandas as pd
 
-        frame = pd.DataFrame([{**row, "run_key": run_key, "run_id": run_id}], columns=table_columns("rm_checkpoints"))
-        self.replace_partition("rm_checkpoints", run_key, frame)
+        row = {
+            "run_key": run_key,
+            "path": result.final_checkpoint,
+            "datasets": json.dumps(list(datasets)),
+            "train_pairs": result.train_pairs,
+            "eval_pairs": result.eval_pairs,
+            "baseline_eval_accuracy": result.baseline_eval_accuracy,
+            "final_eval_accuracy": result.final_eval_accuracy,
+            "config_json": json.dumps(config, sort_keys=True, default=str),
+            "data_versions_json": json.dumps(dict(data_versions), sort_keys=True),
+            "source_runs_json": json.dumps({k: list(v) for k, v in source_runs.items()}, sort_keys=True),
+            "run_id": run_id,
+        }
+        self.replace_partition("rm_checkpoints", run_key, pd.DataFrame([row], columns=table_columns("rm_checkpoints")))
 
     def checkpoint(self, run_key: str) -> dict[str, Any] | None:
         frame = self.read_partition("rm_checkpoints", run_key)
@@ -764,10 +790,10 @@ class Store:
         )
         return [{k: _none_if_nan(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
-    def write_leaderboard(self, rows: Sequence[Mapping[str, Any]], run_id: str) -> pd.DataFrame:
+    def write_leaderboard(self, entries: Sequence[LeaderboardEntry], run_id: str) -> pd.DataFrame:
         import pandas as pd
 
-        frame = pd.DataFrame([{**row, "run_id": run_id} for row in rows], columns=table_columns("leaderboard"))
+        frame = pd.DataFrame([{**e.model_dump(), "run_id": run_id} for e in entries], columns=table_columns("leaderboard"))
         self.replace_partition("leaderboard", WHOLE_TABLE, frame)
         return frame
 

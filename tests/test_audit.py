@@ -32,6 +32,7 @@ from rm_assets.partitions import (
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.store import Store, table_columns
 from rm_resources.warehouse import WarehouseResource
+from training.bt_trainer import TrainResult
 
 DATASET = "hh_rlhf_harmless"
 RUN_KEY = "bt-audit-test"
@@ -131,20 +132,12 @@ def refined_samples_standin(context: dg.AssetExecutionContext, warehouse: Wareho
 )
 def rm_checkpoints_standin(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     store, datasets = warehouse.get_store(), [DATASET]
+    result = TrainResult(final_checkpoint=f"/checkpoints/{context.partition_key}/final", steps=1, train_pairs=3,
+                         eval_pairs=1, baseline_eval_accuracy=0.5, final_eval_accuracy=0.6, wall_s=0.0, history=[])
     store.write_checkpoint(
-        context.partition_key,
-        {
-            "path": f"/checkpoints/{context.partition_key}/final",
-            "datasets": json.dumps(datasets),
-            "train_pairs": 3,
-            "eval_pairs": 1,
-            "baseline_eval_accuracy": 0.5,
-            "final_eval_accuracy": 0.6,
-            "config_json": json.dumps({"pairs": "curated"}),
-            "data_versions_json": json.dumps({d: store.training_pairs_version(d) for d in datasets}),
-            "source_runs_json": json.dumps({d: store.run_ids("training_pairs", d) for d in datasets}),
-        },
-        context.run_id,
+        context.partition_key, result, datasets=datasets, config={"pairs": "curated"},
+        data_versions={d: store.training_pairs_version(d) for d in datasets},
+        source_runs={d: store.run_ids("training_pairs", d) for d in datasets}, run_id=context.run_id,
     )
     return dg.MaterializeResult(data_version=dg.DataVersion(context.partition_key))
 

@@ -177,10 +177,12 @@ def test_checkpoint_report(resources, tmp_path):
     AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=1).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(get_model_path())).save_pretrained(path)
     store = Store(str(tmp_path / "w.duckdb"))
-    store.write_checkpoint("bt-test", {
-        "path": str(path), "datasets": "[]", "train_pairs": 0, "eval_pairs": 0, "baseline_eval_accuracy": None,
-        "final_eval_accuracy": None, "config_json": "{}", "data_versions_json": "{}", "source_runs_json": "{}",
-    }, "r")
+    from training.bt_trainer import TrainResult
+
+    store.write_checkpoint(
+        "bt-test", TrainResult(final_checkpoint=str(path), steps=0, train_pairs=0, eval_pairs=0, wall_s=0.0, history=[]),
+        datasets=[], config={}, data_versions={}, source_runs={}, run_id="r",
+    )
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("training_runs", ["bt-test"])
         result = dg.materialize([benchmark_reports], resources=resources, instance=instance,

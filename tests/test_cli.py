@@ -37,3 +37,25 @@ def test_unknown_partition_is_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main(["run", "--partition", "nope", "--skip-llm"]) == 2
     assert "unknown partitions ['nope']" in capsys.readouterr().err
+
+
+def test_run_without_the_llm_still_benchmarks_and_ranks(tmp_path):
+    """--skip-llm leaves out the LLM assets and judges; the rule baseline is still reported and the
+    leaderboard built."""
+    import os
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "RMFORGE_DATA_DIR": str(tmp_path / "data"),
+           "RMFORGE_BENCHMARK_MODELS": "reward:length_penalty,judge:helpfulness_pointwise"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster_project.cli", "run", "--skip-llm", "--skip-training", "--partition", "helpsteer2"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "baseline_benchmark_job [rm_bench|reward:length_penalty]: done" in out
+    assert "judge:" not in out  # no judge was run
+    assert "leaderboard_job: done" in out
+    from rm_resources.store import Store
+
+    board = Store(str(tmp_path / "data" / "rmforge.duckdb")).read_leaderboard()
+    assert set(board["model_key"]) == {"reward:length_penalty"} and len(board) == 4

@@ -265,7 +265,7 @@ def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 
     store = warehouse.get_store()
     entries = build_leaderboard(store.latest_reports(), BENCHMARKS)
-    frame = store.write_leaderboard([e.model_dump() for e in entries], context.run_id)
+    frame = store.write_leaderboard(entries, context.run_id)
     return dg.MaterializeResult(
         metadata=table_metadata(
             "leaderboard",

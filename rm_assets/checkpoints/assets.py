@@ -124,19 +124,9 @@ def rm_checkpoints(
     result = ray.train_reward_model(trainer_config, pairs, run_name=run_key)
 
     store.write_checkpoint(
-        run_key,
-        {
-            "path": result.final_checkpoint,
-            "datasets": json.dumps(config.datasets),
-            "train_pairs": result.train_pairs,
-            "eval_pairs": result.eval_pairs,
-            "baseline_eval_accuracy": result.baseline_eval_accuracy,
-            "final_eval_accuracy": result.final_eval_accuracy,
-            "config_json": json.dumps({**config.model_dump(), "trainer": trainer_config.model_dump(mode="json")}),
-            "data_versions_json": json.dumps(data_versions),
-            "source_runs_json": json.dumps(source_runs),
-        },
-        context.run_id,
+        run_key, result, datasets=config.datasets,
+        config={**config.model_dump(), "trainer": trainer_config.model_dump(mode="json")},
+        data_versions=data_versions, source_runs=source_runs, run_id=context.run_id,
     )
     accuracies = {
         "untrained_eval_accuracy": result.baseline_eval_accuracy,
