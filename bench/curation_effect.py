@@ -68,6 +68,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max-train-pairs", type=int, default=None)
     parser.add_argument("--policy", default=None, help="a CurationPolicy as JSON (default: the stored pairs)")
+    parser.add_argument("--only", choices=["raw", "curated"], help="train one side only (the other from a previous run)")
+    parser.add_argument("--out", default="curation_effect", help="name of the JSON summary under bench/out/")
     args = parser.parse_args()
 
     store = Store(args.database)
@@ -83,9 +85,12 @@ def main() -> int:
 
     rows = {}
     for name, train_pairs in (("raw", raw_train), ("curated", curated_train)):
+        if args.only and name != args.only:
+            continue
         config = BTTrainConfig(epochs=args.epochs, max_train_pairs=args.max_train_pairs, max_eval_pairs=None,
                                eval_before_training=False, output_dir=str(OUT / "curation_effect" / name), seed=0)
         began = time.perf_counter()
+        config = config.model_copy(update={"output_dir": str(OUT / args.out / name)})
         result = train(config, list(train_pairs) + list(held_out))
         rows[name] = {
             "train_pairs": result.train_pairs,
@@ -94,15 +99,19 @@ def main() -> int:
             "train_s": round(time.perf_counter() - began, 1),
         }
     columns = ["train_pairs", "held_out_accuracy", *BENCHMARKS, "train_s"]
+    previous_file = OUT / "curation_effect.json"
+    if args.only and previous_file.exists():  # the other side from the full run's summary
+        previous = json.loads(previous_file.read_text())["rows"]
+        rows = {name: rows.get(name) or previous[name] for name in ("raw", "curated")}
     print("\n| pairs | " + " | ".join(columns) + " |\n| --- |" + " ---: |" * len(columns))
     for name, row in rows.items():
         cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
         print(f"| {name} | " + " | ".join(cells) + " |")
     deltas = {c: rows["curated"][c] - rows["raw"][c] for c in columns[1:-1]
-              if rows["raw"][c] is not None and rows["curated"][c] is not None}
+              if len(rows) == 2 and rows["raw"][c] is not None and rows["curated"][c] is not None}
     print("curated − raw: " + ", ".join(f"{c} {v:+.4f}" for c, v in deltas.items()))
     OUT.mkdir(exist_ok=True)
-    (OUT / "curation_effect.json").write_text(json.dumps({"args": vars(args), "rows": rows, "deltas": deltas,
+    (OUT / f"{args.out}.json").write_text(json.dumps({"args": vars(args), "rows": rows, "deltas": deltas,
                                                           "reasons": reasons, "decisions": decisions}, indent=2))
     return 0
 

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 @pytest.mark.embedded_llm
+@pytest.mark.timeout(1500)  # ~4 min on 2 free cores: two runs, the first with the LLM stages and training
 def test_rmforge_run_lands_every_stage_and_audits_to_raw_rows(tmp_path):
     env = {
         **os.environ,
