@@ -31,7 +31,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from rm_rewards.curation import TRAINED_DECISIONS, TrainingPairRecord
-from rm_rewards.pairs import fold_pairs
+from rm_rewards.pairs import LabelledPair, fold_pairs
 from rm_rewards.schema import ChatMessage, Sample, Split, samples_from_frame
 
 log = logging.getLogger(__name__)
@@ -66,16 +66,7 @@ def pairs_from_samples(samples: Iterable[Sample]) -> list[PreferencePair]:
     an error naming the sample and the field.
     """
     folded, skipped = fold_pairs(samples, strict=True)
-    pairs = [
-        PreferencePair(
-            sample_id=pair.pair_id,
-            split=pair.split,
-            context=pair.context,
-            chosen=pair.chosen.text,
-            rejected=pair.rejected.text,
-        )
-        for pair in folded
-    ]
+    pairs = [_trainer_pair(pair) for pair in folded]
     log.info("pairs_from_samples: %d pairs, %d samples skipped", len(pairs), len(skipped))
     return pairs
 
@@ -83,17 +74,15 @@ def pairs_from_samples(samples: Iterable[Sample]) -> list[PreferencePair]:
 def pairs_from_training_records(records: Iterable[TrainingPairRecord]) -> list[PreferencePair]:
     """The curated pairs a reward model trains on: kept and flagged records (dropped ones are for the
     audit only), in the given order, each named by its `pair_id`."""
-    return [
-        PreferencePair(
-            sample_id=record.pair_id,
-            split=record.split,
-            context=record.context,
-            chosen=record.chosen.text,
-            rejected=record.rejected.text,
-        )
-        for record in records
-        if record.decision in TRAINED_DECISIONS
-    ]
+    return [_trainer_pair(record) for record in records if record.decision in TRAINED_DECISIONS]
+
+
+def _trainer_pair(pair: LabelledPair | TrainingPairRecord) -> PreferencePair:
+    """The (context, chosen, rejected) texts of a folded human pair or a curated record, named by its pair id."""
+    return PreferencePair(
+        sample_id=pair.pair_id, split=pair.split, context=pair.context,
+        chosen=pair.chosen.text, rejected=pair.rejected.text,
+    )
 
 
 def split_pairs(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair], list[PreferencePair]]:
