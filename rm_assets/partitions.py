@@ -3,6 +3,8 @@ two-dimensional partitions (benchmark × what is evaluated)."""
 
 import dagster as dg
 
+from rm_rewards.benchmarks.items import BENCHMARK_NAMES
+
 DATASETS = ("helpsteer2", "hh_rlhf_helpful", "hh_rlhf_harmless")
 
 dataset_partitions = dg.StaticPartitionsDefinition(list(DATASETS))
@@ -10,7 +12,7 @@ dataset_partitions = dg.StaticPartitionsDefinition(list(DATASETS))
 # One partition per training run; keys are derived from the run's config and data versions.
 training_runs = dg.DynamicPartitionsDefinition(name="training_runs")
 
-BENCHMARKS = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon")
+BENCHMARKS = BENCHMARK_NAMES  # one list: the library's benchmarks
 benchmark_names = dg.StaticPartitionsDefinition(list(BENCHMARKS))
 
 # Reports of trained checkpoints: benchmark × training run (the run is rm_checkpoints' partition).
