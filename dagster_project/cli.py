@@ -1,4 +1,4 @@
-"""The `rmforge` command: `rewards list`, `run`, `audit`, `ui`, `paths`."""
+"""The `rmforge` command: `rewards list`, `run`, `audit`, `datasets`, `ui`, `paths`."""
 
 from __future__ import annotations
 
@@ -159,10 +159,39 @@ def _main_stage(instance, defs, partitions: list[str], *, skip_llm: bool, force:
     return failed
 
 
-def training_config(max_steps: int | None):
+def _datasets(args: argparse.Namespace) -> int:
+    """The project's datasets: the built-ins and the datasets file's, which are partitions, where rows come from."""
+    from rm_resources.datasets import dataset_catalog, datasets_file
+    from rm_rewards.datasets.catalog import FORMATS
+
+    catalog = dataset_catalog()
+    source = datasets_file()
+    print(f"datasets file: {source if source else 'none (the built-in datasets only)'}\n")
+    rows = []
+    for info in catalog.datasets.values():
+        where = (
+            str(info.path) if info.path else f"hub {info.hub.repo_id}" if info.own_source and info.hub
+            else "bundled" if info.bundled_files else "hub/local only (no bundled rows)"
+        )
+        rows.append((info.name, info.format, "yes" if info.name in catalog.partitions else "no", where))
+    widths = [max(len(r[i]) for r in rows + [("dataset", "format", "partition", "source")]) for i in range(4)]
+    for row in [("dataset", "format", "partition", "source"), *rows]:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+    print("\nformats:")
+    for fmt in FORMATS.values():
+        print(f"  {fmt.name:<22} {fmt.description}")
+    return 0
+
+
+def training_config(max_steps: int | None, datasets: list[str] | None = None):
     from rm_assets.checkpoints.assets import TrainingRunConfig
 
-    return TrainingRunConfig() if max_steps is None else TrainingRunConfig(max_steps=max_steps)
+    overrides: dict = {}
+    if max_steps is not None:
+        overrides["max_steps"] = max_steps
+    if datasets:
+        overrides["datasets"] = list(dict.fromkeys(datasets))
+    return TrainingRunConfig(**overrides)
 
 
 def _train_default(instance, store, config, *, retrain: bool) -> str | None:
@@ -288,12 +317,12 @@ def _run(args: argparse.Namespace) -> int:
     from rm_resources.warehouse import default_database
 
     partitions = args.partition or list(DATASETS)
-    unknown = sorted(set(partitions) - set(DATASETS))
+    unknown = sorted(set(partitions + (args.train_on or [])) - set(DATASETS))
     if unknown:
         print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
     store = Store(default_database())
-    config = training_config(args.training_steps)
+    config = training_config(args.training_steps, args.train_on)
     began = time.perf_counter()
     llm = contextlib.nullcontext() if args.skip_llm else _embedded_llm()
     with llm, dg.DagsterInstance.get() as instance:
@@ -399,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the whole chain for every (or the given) dataset partition")
     run.add_argument("--partition", action="append", help="a dataset partition (repeatable)")
     run.add_argument("--skip-training", action="store_true", help="do not train the default checkpoint")
+    run.add_argument("--train-on", action="append", metavar="DATASET",
+                     help="train the checkpoint on this dataset's training pairs (repeatable; "
+                     "default: the training config's datasets)")
     run.add_argument("--skip-llm", action="store_true", help="no LLM assets and no LLM judge benchmarks")
     run.add_argument("--skip-benchmarks", action="store_true", help="do not produce benchmark reports")
     run.add_argument("--retrain", action="store_true", help="train again even if this run key exists")
@@ -410,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     add_audit_parser(commands)
+
+    datasets = commands.add_parser("datasets", help="the project's datasets (built in and from the datasets file)")
+    datasets.set_defaults(handler=_datasets)
 
     ui = commands.add_parser("ui", help="dagster dev on workspace.yaml, with the embedded LLM server")
     ui.set_defaults(handler=_ui)

@@ -1,11 +1,15 @@
 """Partitions: one per dataset (static), one per training run (dynamic), and the benchmark reports'
-two-dimensional partitions (benchmark × what is evaluated)."""
+two-dimensional partitions (benchmark × what is evaluated).
+
+The dataset partitions are the project's datasets file (`rm_resources.datasets.dataset_catalog`),
+read when the definitions load: a dataset added to the file appears after a definitions reload."""
 
 import dagster as dg
 
+from rm_resources.datasets import dataset_catalog
 from rm_rewards.benchmarks.items import BENCHMARK_NAMES
 
-DATASETS = ("helpsteer2", "hh_rlhf_helpful", "hh_rlhf_harmless")
+DATASETS = dataset_catalog().partitions
 
 dataset_partitions = dg.StaticPartitionsDefinition(list(DATASETS))
 

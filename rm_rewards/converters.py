@@ -6,32 +6,34 @@
                         # metadata["raw_row_indices"]: the rows (indices into `rows`) each came from
     result.quarantined  # list[QuarantinedRow]: dataset, row_index, field, reason, row_json
 
-Datasets: see `list_datasets()`. The converters and loaders live in `rm_rewards.datasets`.
+Datasets: `list_datasets()` (built in) and `load_catalog(path)` (plus a datasets file); formats:
+`FORMATS`. The converters and loaders live in `rm_rewards.datasets`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from rm_rewards.datasets.helpsteer2 import convert_helpsteer2
-from rm_rewards.datasets.hh_rlhf import convert_hh_rlhf
-from rm_rewards.datasets.keys import DEFAULT_TEST_FRACTION, check_test_fraction
-from rm_rewards.datasets.quarantine import ConversionResult, QuarantinedRow
-from rm_rewards.datasets.sources import (
+from rm_rewards.datasets.catalog import (
+    FORMATS,
+    DatasetCatalog,
+    DatasetConfigError,
     DatasetInfo,
     HubSource,
-    NoBundledRowsError,
     UnknownDatasetError,
     dataset_info,
     list_datasets,
-    load_bundled_rows,
-    load_hub_rows,
-    load_local_rows,
+    load_catalog,
 )
+from rm_rewards.datasets.keys import DEFAULT_TEST_FRACTION, check_test_fraction
+from rm_rewards.datasets.quarantine import ConversionResult, QuarantinedRow
+from rm_rewards.datasets.sources import NoBundledRowsError, load_bundled_rows, load_hub_rows, load_local_rows
 
 __all__ = [
+    "FORMATS",
     "ConversionResult",
+    "DatasetCatalog",
+    "DatasetConfigError",
     "DatasetInfo",
     "HubSource",
     "NoBundledRowsError",
@@ -41,27 +43,27 @@ __all__ = [
     "dataset_info",
     "list_datasets",
     "load_bundled_rows",
+    "load_catalog",
     "load_hub_rows",
     "load_local_rows",
 ]
 
-_CONVERTERS: dict[str, Callable[[str, list[Any], float], ConversionResult]] = {
-    "helpsteer2": convert_helpsteer2,
-    "hh_rlhf": convert_hh_rlhf,
-}
-
 
 def convert_rows(
-    dataset: str, rows: list[Any], *, test_fraction: float = DEFAULT_TEST_FRACTION
+    dataset: str, rows: list[Any], *, test_fraction: float = DEFAULT_TEST_FRACTION, format: str | None = None
 ) -> ConversionResult:
     """Convert one dataset's raw rows; bad rows are quarantined, never raised.
 
-    Raises only for caller errors: an unknown dataset name or a test_fraction outside [0, 1].
-    The row schema is detected per row (HelpSteer2 ratings vs preference rows; HH-RLHF dialogue
-    strings or messages vs RM-Gallery's schema), so either HelpSteer2 name accepts either schema.
+    `format` names the row schema (`FORMATS`); by default, the built-in dataset's own. Raises only
+    for caller errors: an unknown dataset or format, or a test_fraction outside [0, 1]. Within a
+    format the schema is detected per row (HelpSteer2 ratings vs preference rows; HH-RLHF dialogue
+    strings or messages vs RM-Gallery's early schema).
     """
-    info = dataset_info(dataset)
+    if format is None:
+        format = dataset_info(dataset).format
+    if format not in FORMATS:
+        raise DatasetConfigError(f"dataset {dataset!r}: unknown format {format!r}; one of {', '.join(FORMATS)}")
     check_test_fraction(test_fraction)
     if not isinstance(rows, list):
         raise TypeError(f"rows must be a list of dicts, got {type(rows).__name__}")
-    return _CONVERTERS[info.family](dataset, rows, test_fraction)
+    return FORMATS[format].converter()(dataset, rows, test_fraction)

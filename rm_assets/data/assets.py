@@ -18,7 +18,8 @@ from rm_resources.warehouse import WarehouseResource
     partitions_def=dataset_partitions,
     group_name="data",
     kinds={"duckdb"},
-    code_version=code_version("rm_assets.data.assets", "rm_resources.datasets", "rm_rewards.datasets.sources"),
+    code_version=code_version("rm_assets.data.assets", "rm_resources.datasets", "rm_rewards.datasets.sources",
+                              "rm_rewards.datasets.catalog"),
     description="Dataset rows exactly as loaded (bundled samples, local files or the HF hub), each with "
     "its row hash.",
 )
@@ -53,7 +54,10 @@ class ConversionConfig(dg.Config):
     "the raw rows each came from; bad rows go to the quarantine table.",
 )
 def converted_samples(
-    context: dg.AssetExecutionContext, config: ConversionConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: ConversionConfig,
+    datasets: DatasetSourceResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     from collections import Counter
 
@@ -62,7 +66,8 @@ def converted_samples(
     dataset = context.partition_key
     store = warehouse.get_store()
     rows = store.read_raw_rows(dataset)
-    result = convert_rows(dataset, rows, test_fraction=config.test_fraction)
+    dataset_format = datasets.info(dataset).format
+    result = convert_rows(dataset, rows, test_fraction=config.test_fraction, format=dataset_format)
     version = store.write_converted(dataset, result.samples, result.quarantined, context.run_id)
 
     counts = Counter(f"{s.task}/{s.split}" for s in result.samples)
@@ -71,6 +76,7 @@ def converted_samples(
         metadata=table_metadata(
             "converted_samples",
             store.read_partition("converted_samples", dataset, order_by="sample_id"),
+            format=dataset_format,
             raw_rows=len(rows),
             quarantined_rows=quarantined_rows,
             quarantine_rate=round(quarantined_rows / len(rows), 4) if rows else 0.0,

@@ -1,4 +1,4 @@
-"""The known datasets and where their raw rows come from: bundled files, local files, or the hub.
+"""Reading a dataset's raw rows: bundled files, local files, or the hub (which datasets exist: `catalog`).
 
 Every loader returns plain dict rows in the source's own schema (the converters read them);
 nothing here converts. Hugging Face `datasets` is imported only inside `load_hub_rows`.
@@ -9,92 +9,16 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from rm_rewards.bundled import BUNDLED_DATA
+from rm_rewards.datasets.catalog import HubSource, dataset_info
 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 
 
-class UnknownDatasetError(ValueError):
-    pass
-
-
 class NoBundledRowsError(FileNotFoundError):
     pass
-
-
-class HubSource(BaseModel):
-    """Arguments for `datasets.load_dataset(repo_id, name=config_name, data_dir=..., split=...)`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    repo_id: str
-    config_name: str | None = None
-    data_dir: str | None = None
-    split: str = "train"
-
-
-class DatasetInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    family: Literal["helpsteer2", "hh_rlhf"]  # which converter reads its rows
-    description: str
-    bundled_files: tuple[str, ...]  # paths under rm_rewards/bundled_data; empty: hub/local only
-    hub: HubSource
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(
-            name="helpsteer2",
-            family="helpsteer2",
-            description="HelpSteer2 ratings: prompt, response, five 0-4 attributes "
-            "(bundled: 8 validation rows restored from NeMo-Aligner's test fixture)",
-            bundled_files=("helpsteer2/validation_sample.jsonl",),
-            hub=HubSource(repo_id="nvidia/HelpSteer2"),
-        ),
-        DatasetInfo(
-            name="helpsteer2_preference",
-            family="helpsteer2",
-            description="HelpSteer2 preference subset: prompt, response_1, response_2, "
-            "preference_strength -3..3 (hub or local only: no real rows could be bundled)",
-            bundled_files=(),
-            hub=HubSource(repo_id="nvidia/HelpSteer2", data_dir="preference"),
-        ),
-        DatasetInfo(
-            name="hh_rlhf_helpful",
-            family="hh_rlhf",
-            description="Anthropic HH-RLHF helpful pairs "
-            "(bundled: 1,137 pairs in RM-Gallery's early schema; the hub has chosen/rejected strings)",
-            bundled_files=("hh_rlhf/anthropic_helpful_0521.jsonl",),
-            hub=HubSource(repo_id="Anthropic/hh-rlhf", data_dir="helpful-base"),
-        ),
-        DatasetInfo(
-            name="hh_rlhf_harmless",
-            family="hh_rlhf",
-            description="Anthropic HH-RLHF harmless-base pairs (bundled: the 2,312-row test split)",
-            bundled_files=("hh_rlhf/harmless-base_test.jsonl.gz",),
-            hub=HubSource(repo_id="Anthropic/hh-rlhf", data_dir="harmless-base"),
-        ),
-    )
-}
-
-
-def list_datasets() -> list[DatasetInfo]:
-    """The known datasets, with their bundled files and hub defaults."""
-    return list(DATASETS.values())
-
-
-def dataset_info(dataset: str) -> DatasetInfo:
-    try:
-        return DATASETS[dataset]
-    except KeyError:
-        raise UnknownDatasetError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}") from None
 
 
 def read_rows_file(path: Path) -> list[Any]:
@@ -112,6 +36,32 @@ def read_rows_file(path: Path) -> list[Any]:
     if name.endswith((".json", ".json.gz")) and text.lstrip().startswith("["):
         return _json_array(path, text)
     return _json_lines(path, text)
+
+
+def first_row(path: Path) -> Any | None:
+    """The first row of a rows file without reading all of it where the format allows (None: no rows)."""
+    name = path.name
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            batch = next(parquet.iter_batches(batch_size=1), None)
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            raise ValueError(f"{path}: not a readable parquet file: {error}") from None
+        return None if batch is None or batch.num_rows == 0 else batch.to_pylist()[0]
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        return json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise ValueError(f"{path}:{line_number}: not valid JSON: {error.msg}") from None
+        return None
+    rows = read_rows_file(path)
+    return rows[0] if rows else None
 
 
 def _json_array(path: Path, text: str) -> list[Any]:
@@ -149,7 +99,6 @@ def load_bundled_rows(dataset: str) -> list[Any]:
 
 def find_local_file(directory: Path, dataset: str) -> Path:
     """The one file `<directory>/<dataset><suffix>` for a supported suffix."""
-    dataset_info(dataset)
     found = [directory / f"{dataset}{suffix}" for suffix in LOCAL_SUFFIXES]
     found = [path for path in found if path.is_file()]
     if not found:
