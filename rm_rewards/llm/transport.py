@@ -5,21 +5,11 @@ turns the API key into its `Authorization` header, owns the default headers, and
 but chat completions (`list_models`). Chat completions, the one call a judge makes thousands of
 times, are posted by `ChatTransport` with the URL and headers taken from that SDK client.
 
-Why not `sdk.chat.completions.create`: measured with `bench/llm_throughput.py --floors` (the
-judge's own request bodies replayed; fake server in its own process, 100 ms latency; 2 shared
-cores, load ~5; CPU time of the client process per request; see bench/RESULTS.md):
-
-| path | c=64 | c=256 |
-| --- | ---: | ---: |
-| `sdk.chat.completions.create(**body)` (the SDK's aiohttp transport) | 1.38 ms | 1.47 ms |
-| `sdk.post("/chat/completions", body=body, cast_to=httpx2.Response)` + `json.loads` | 0.72 ms | 0.80 ms |
-| `aiohttp.ClientSession.post` of the JSON bytes + `json.loads` (this module) | 0.23 ms | 0.25 ms |
-
-`create` walks every body through the SDK's TypedDict transform (88 recursive calls per judge
-request) and parses the answer into pydantic models; `sdk.post` skips that but still builds
-httpx2 request and URL objects and adapts them onto aiohttp. The whole judge path costs ~0.5 ms
-per request with the direct post (~0.25 ms of it outside HTTP); through `sdk.post` it would cost
-~1.05 ms, a one-core ceiling under the 1,000 requests/s the judge path has to reach.
+Why not `sdk.chat.completions.create`: it walks every body through the SDK's TypedDict transform
+and parses each answer into pydantic models, and `sdk.post` still builds httpx2 request and URL
+objects; a direct aiohttp post of the JSON bytes costs a fraction of either in client CPU per
+request, which is what lets the judge path reach 1,000 requests/s on one core. The figures and their
+command are in bench/RESULTS.md ("LLM judging throughput").
 
 What the SDK's transport did and this one keeps: the SDK's headers (User-Agent, X-Stainless-*)
 plus its `Authorization`; connect and read timeouts of `timeout_s` (the client adds the
@@ -28,6 +18,11 @@ session (aiohttp's own `trust_env` would also read ~/.netrc for every request, o
 the SDK's TLS settings (one `ssl.SSLContext` per client, built the way the SDK builds it, shared
 with the SDK's own session). It raises aiohttp's exceptions unchanged; `LLMClient` classifies and
 redacts them. Nothing here logs or keeps a request: the headers hold the key.
+
+What it relies on in the SDK (pinned by tests/test_llm_transport_sdk.py, which compares against the
+SDK's own requests): `AsyncOpenAI.base_url` ends in "/" so `chat/completions` joins under it;
+`default_headers` and `auth_headers` are the per-client headers; the private HTTP module named by
+`type(openai.DEFAULT_CONNECTION_LIMITS).__module__` (httpx2 today) has `create_ssl_context()`.
 """
 
 from __future__ import annotations
