@@ -528,10 +528,6 @@ class StepwiseReward(Reward):
         return list(await asyncio.gather(*(one(i) for i in range(len(sample.responses)))))
 
 
-def results_by_sample(results: Sequence[RewardResult]) -> dict[str, RewardResult]:
-    return {r.sample_id: r for r in results}
-
-
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "ListwiseReward",
@@ -545,7 +541,6 @@ __all__ = [
     "error_score",
     "response_steps",
     "response_score",
-    "results_by_sample",
     "reward_result",
     "run_sync",
     "score_value",
