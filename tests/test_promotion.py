@@ -1,0 +1,91 @@
+"""The promotion rule and its gate, on leaderboard entries (no Dagster)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rm_rewards.leaderboard import LeaderboardEntry
+from rm_rewards.promotion import PromotionRule, best_model, decide_promotion
+
+
+def _board(scores: dict[str, dict[str, float | None]]) -> list[LeaderboardEntry]:
+    entries = []
+    for model, by_benchmark in scores.items():
+        for benchmark, value in by_benchmark.items():
+            status = "scored" if value is not None else "not_applicable"
+            entries.append(LeaderboardEntry(model_key=model, benchmark=benchmark, headline=value, status=status))
+    return entries
+
+
+BOARD = _board({
+    "checkpoint:a": {"rm_bench": 0.60, "reward_bench_2": 0.50},
+    "checkpoint:b": {"rm_bench": 0.70, "reward_bench_2": 0.49},
+    "checkpoint:c": {"rm_bench": 0.65, "reward_bench_2": None},
+    "reward:length_penalty": {"rm_bench": 0.90, "reward_bench_2": 0.90},
+})
+
+
+def test_best_model_is_the_best_eligible_on_the_benchmark():
+    assert best_model(BOARD, PromotionRule()) == "checkpoint:b"  # the rule reward is not eligible
+    assert best_model(BOARD, PromotionRule(eligible_kinds=("checkpoint", "reward"))) == "reward:length_penalty"
+    assert best_model(BOARD, PromotionRule(benchmark="rmb_pairwise")) is None
+
+
+def test_first_promotion_serves_the_best():
+    decision = decide_promotion(BOARD, None, PromotionRule())
+    assert (decision.status, decision.served, decision.gate_passed) == ("promoted", "checkpoint:b", True)
+    assert decision.candidate_headline == 0.70 and "first model served" in decision.reason
+
+
+def test_promotion_beats_the_current_by_the_margin_without_regression():
+    decision = decide_promotion(BOARD, "checkpoint:a", PromotionRule(margin=0.05, max_regression=0.02))
+    assert decision.status == "promoted" and decision.served == "checkpoint:b"
+    assert (decision.candidate_headline, decision.current_headline) == (0.70, 0.60)
+    deltas = {c.benchmark: round(c.delta, 4) for c in decision.comparisons}
+    assert deltas == {"rm_bench": 0.1, "reward_bench_2": -0.01}
+
+
+def test_not_beating_by_the_margin_keeps_the_current():
+    decision = decide_promotion(BOARD, "checkpoint:a", PromotionRule(margin=0.1))
+    assert decision.status == "kept" and decision.served == "checkpoint:a" and not decision.gate_passed
+    assert "0.7000 vs 0.6000 (+0.1000)" in decision.reason and "margin 0.1" in decision.reason
+
+
+def test_a_regression_on_another_benchmark_blocks():
+    decision = decide_promotion(BOARD, "checkpoint:a", PromotionRule(max_regression=0.005))
+    assert decision.status == "blocked" and decision.served == "checkpoint:a"
+    assert decision.failures == ["reward_bench_2: 0.4900 vs 0.5000 (-0.0100) regresses by more than 0.005"]
+
+
+def test_current_still_best_stays():
+    decision = decide_promotion(BOARD, "checkpoint:b", PromotionRule())
+    assert decision.status == "kept" and decision.served == "checkpoint:b" and decision.gate_passed
+    assert "still the best on rm_bench" in decision.reason
+
+
+def test_nothing_eligible_keeps_what_is_served():
+    decision = decide_promotion(_board({"reward:x": {"rm_bench": 0.5}}), "checkpoint:old", PromotionRule())
+    assert decision.status == "kept" and decision.served == "checkpoint:old" and decision.candidate is None
+
+
+def test_override_skips_the_selection_but_not_the_gate():
+    promoted = decide_promotion(BOARD, "checkpoint:a", PromotionRule(override="checkpoint:c"))
+    assert promoted.status == "promoted" and promoted.served == "checkpoint:c"  # no common other benchmark
+    blocked = decide_promotion(BOARD, "checkpoint:b", PromotionRule(override="checkpoint:a"))
+    assert blocked.status == "blocked" and blocked.served == "checkpoint:b"
+    assert "does not beat the current model" in blocked.failures[0]
+
+
+@pytest.mark.parametrize("current", ["checkpoint:b", None])
+def test_forced_override_is_served_and_says_so(current):
+    rule = PromotionRule(override="checkpoint:unscored", force=True)
+    decision = decide_promotion(BOARD, current, rule)
+    assert decision.status == "promoted" and decision.served == "checkpoint:unscored"
+    assert decision.forced and not decision.gate_passed and "not scored on rm_bench" in decision.reason
+
+
+def test_rule_rejects_unknown_fields_and_negative_thresholds():
+    with pytest.raises(ValueError):
+        PromotionRule(margin=-0.1)
+    with pytest.raises(ValueError):
+        PromotionRule(benchmrk="rm_bench")
