@@ -2,6 +2,7 @@
 
     rmforge audit benchmark_reports 'rm_bench|bt-1a2b3c4d5e6f' [--limit N | --all]
     rmforge audit leaderboard
+    rmforge audit served_model       (the chain, then the promotion history)
     rmforge audit pair <pair id>
     rmforge audit sample <sample id>
 
@@ -35,7 +36,7 @@ def add_audit_parser(subparsers) -> argparse.ArgumentParser:
         nargs="?",
         default=None,
         help="the asset's partition (a dataset, a training run key, '<benchmark>|<run|dataset|model>'; "
-        "none for leaderboard), or the pair / sample id",
+        "none for leaderboard and served_model), or the pair / sample id",
     )
     limits = parser.add_mutually_exclusive_group()
     limits.add_argument("--limit", type=int, default=10, help="raw row hashes to list (default 10)")
@@ -68,6 +69,11 @@ def run_audit(args: argparse.Namespace) -> int:
     except AuditArgumentError as exc:
         return _bad_arguments(str(exc))
     print(result.to_text())
+    if args.target == "served_model":
+        from rm_assets.lineage import promotion_history_text
+        from rm_resources.store import Store
+
+        print("\n" + promotion_history_text(Store(database), limit=args.limit or 10))
     return 1 if result.broken else 0
 
 

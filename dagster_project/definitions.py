@@ -19,12 +19,14 @@ from rm_assets.curation import assets as curation_assets
 from rm_assets.data import assets as data_assets
 from rm_assets.data import checks as data_checks
 from rm_assets.judging import assets as judging_assets
+from rm_assets.serving import assets as serving_assets
+from rm_assets.serving import checks as serving_checks
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [data_assets, judging_assets, curation_assets, checkpoint_assets, benchmark_assets]
+        [data_assets, judging_assets, curation_assets, checkpoint_assets, benchmark_assets, serving_assets]
     ),
-    asset_checks=dg.load_asset_checks_from_modules([data_checks, benchmark_checks]),
+    asset_checks=dg.load_asset_checks_from_modules([data_checks, benchmark_checks, serving_checks]),
     jobs=[main_job, train_job, grm_train_job, *REPORT_JOBS, leaderboard_job],
     schedules=SCHEDULES,
     sensors=[new_checkpoint_sensor, leaderboard_sensor],

@@ -38,8 +38,9 @@ REPORT_JOBS = (benchmark_job, principles_benchmark_job, baseline_benchmark_job)
 
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job",
-    selection=dg.AssetSelection.assets("leaderboard"),
-    description="Every evaluated model × every benchmark from the latest reports.",
+    selection=dg.AssetSelection.assets("leaderboard", "served_model"),
+    description="Every evaluated model × every benchmark from the latest reports, then the promotion "
+    "decision (served_model) on the new leaderboard.",
 )
 
 grm_train_job = dg.define_asset_job(

@@ -57,6 +57,10 @@ def _same(walk: _Walk, node: Node) -> list[str]:
     return [node.partition]
 
 
+def _whole(walk: _Walk, node: Node) -> list[str]:
+    return [WHOLE_TABLE]
+
+
 def _dimension(name: str) -> Mapper:
     """One dimension of a multi-partition key (dg.MultiToSingleDimensionPartitionMapping(name))."""
 
@@ -131,6 +135,8 @@ ASSETS: dict[str, AssetLineage] = {
     "leaderboard": AssetLineage(
         "leaderboard", None, tuple((report, _leaderboard_reports(report)) for report in _REPORT_ASSETS)
     ),
+    # promotions is a history across runs, so its rows are not the node's (see _check_served_model).
+    "served_model": AssetLineage(None, None, (("leaderboard", _whole),)),
 }
 
 
@@ -400,8 +406,9 @@ def current_code_versions() -> dict[str, str]:
     from rm_assets.curation import assets as curation_assets
     from rm_assets.data import assets as data_assets
     from rm_assets.judging import assets as judging_assets
+    from rm_assets.serving import assets as serving_assets
 
-    modules = [data_assets, judging_assets, curation_assets, checkpoint_assets, benchmark_assets]
+    modules = [data_assets, judging_assets, curation_assets, checkpoint_assets, benchmark_assets, serving_assets]
     return {
         key.to_user_string(): version
         for assets_def in dg.load_assets_from_modules(modules)
@@ -687,6 +694,36 @@ def _check_leaderboard(walk: _Walk, node: Node) -> list[str]:
     return problems
 
 
+def _check_served_model(walk: _Walk, node: Node) -> list[str]:
+    """The latest promotion row is this materialization's, and decided on the leaderboard as it is now."""
+    latest = walk.store.promotions(limit=1)
+    if not latest:
+        return ["no promotion decision in the promotions table"]
+    row, problems = latest[0], []
+    if node.run_id and not node.this_run and row["run_id"] != node.run_id:
+        problems.append(f"the latest promotion row is from run {row['run_id']}, not {node.run_id}")
+    board = walk.nodes.get(("leaderboard", WHOLE_TABLE))
+    if board is not None and board.run_id and row["leaderboard_run_id"] != board.run_id:
+        problems.append(
+            f"decided on the leaderboard of run {row['leaderboard_run_id']}; the leaderboard is run {board.run_id} now"
+        )
+    return problems
+
+
+def promotion_history_text(store: Store, limit: int = 10) -> str:
+    """The newest promotion decisions, one line each: when, status, what is served, why."""
+    rows = store.promotions(limit=limit)
+    if not rows:
+        return "promotion history: none"
+    lines = [f"promotion history (newest first, {len(rows)} shown):"]
+    lines += [
+        f"  {row['decided_at']}  {row['status']:<8}  served={row['served'] or '-'}  run={(row['run_id'] or '-')[:8]}"
+        f"  {row['reason']}"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
 _LINK_CHECKS: dict[str, Callable[[_Walk, Node], list[str]]] = {
     "converted_samples": _check_raw_hashes,
     "rule_scores": _check_scores,
@@ -697,6 +734,7 @@ _LINK_CHECKS: dict[str, Callable[[_Walk, Node], list[str]]] = {
     "benchmark_reports": _check_checkpoint_report,
     "principles_benchmark_reports": _check_principles_report,
     "leaderboard": _check_leaderboard,
+    "served_model": _check_served_model,
 }
 
 
@@ -814,4 +852,5 @@ __all__ = [
     "check_partition",
     "current_code_versions",
     "latest_materialization",
+    "promotion_history_text",
 ]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rm_rewards.datasets.quarantine import QuarantinedRow
     from rm_rewards.leaderboard import LeaderboardEntry
     from rm_rewards.principles import PrincipleSet
+    from rm_rewards.promotion import PromotionDecision, PromotionRule
     from rm_rewards.refinement import RefinementResult
     from rm_rewards.schema import RewardResult, Sample
     from training.bt_trainer import TrainResult
@@ -203,6 +204,25 @@ TABLES: dict[str, dict[str, str]] = {
         "report_partition": "VARCHAR",
         "report_run_id": "VARCHAR",
         "reported_at": "TIMESTAMP",
+        "run_id": "VARCHAR",
+    },
+    # Append-only history of promotion decisions (served_model): what was served, when and why.
+    "promotions": {
+        "partition": "VARCHAR",
+        "decided_at": "TIMESTAMP",
+        "served": "VARCHAR",
+        "candidate": "VARCHAR",
+        "previous": "VARCHAR",
+        "status": "VARCHAR",
+        "gate_passed": "BOOLEAN",
+        "forced": "BOOLEAN",
+        "reason": "VARCHAR",
+        "benchmark": "VARCHAR",
+        "candidate_headline": "DOUBLE",
+        "current_headline": "DOUBLE",
+        "decision_json": "VARCHAR",
+        "rule_json": "VARCHAR",
+        "leaderboard_run_id": "VARCHAR",
         "run_id": "VARCHAR",
     },
 }
@@ -799,6 +819,39 @@ class Store:
 
     def read_leaderboard(self) -> pd.DataFrame:
         return self.read_partition("leaderboard", WHOLE_TABLE)
+
+    # --- promotions -------------------------------------------------------------------------
+
+    def write_promotion(
+        self, decision: PromotionDecision, rule: PromotionRule, *, leaderboard_run_id: str | None, run_id: str
+    ) -> dict[str, Any]:
+        """One more promotion decision (history: nothing is replaced); returns the row."""
+        import pandas as pd
+
+        row = {
+            "decided_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+            "served": decision.served, "candidate": decision.candidate, "previous": decision.current,
+            "status": decision.status, "gate_passed": decision.gate_passed, "forced": decision.forced,
+            "reason": decision.reason, "benchmark": decision.benchmark,
+            "candidate_headline": decision.candidate_headline, "current_headline": decision.current_headline,
+            "decision_json": decision.model_dump_json(), "rule_json": rule.model_dump_json(),
+            "leaderboard_run_id": leaderboard_run_id, "run_id": run_id,
+        }
+        self.append("promotions", WHOLE_TABLE, pd.DataFrame([row], columns=table_columns("promotions")))
+        return row
+
+    def promotions(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Promotion decisions, newest first."""
+        frame = self._query(
+            "SELECT * FROM promotions ORDER BY decided_at DESC" + (" LIMIT ?" if limit else ""),
+            [limit] if limit else [],
+        )
+        return [{k: _none_if_nan(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+    def served_model(self) -> str | None:
+        """The model the latest promotion decision serves (None: nothing promoted yet)."""
+        latest = self.promotions(limit=1)
+        return latest[0]["served"] if latest else None
 
 
     # --- audit reads (rm_assets.lineage) -----------------------------------------------------

@@ -9,7 +9,8 @@ Every decision is a value with its reason and numbers, never an exception:
 
 - `promoted`: the candidate replaces the current model (or is the first one served);
 - `kept`: the current model stays (already the best, or the candidate does not beat it by the
-  margin, or nothing is eligible);
+  margin, or is not scored yet on a benchmark the current model is scored on, or nothing is
+  eligible);
 - `blocked`: a candidate beat the current model, or was named by `override`, but failed the gate
   on another benchmark (or the margin, for an override); the current model stays. The blocking asset
   check fails on this status.
@@ -100,9 +101,13 @@ def gate_failures(
         if delta <= rule.margin:
             failures.append(
                 f"{rule.benchmark}: {candidate[rule.benchmark]:.4f} vs {current[rule.benchmark]:.4f} "
-                f"(+{delta:.4f}) does not beat the current model by more than the margin {rule.margin:g}"
+                f"({delta:+.4f}) does not beat the current model by more than the margin {rule.margin:g}"
             )
     for comparison in comparisons:
+        if comparison.candidate is None and comparison.benchmark != rule.benchmark:
+            # Reports arrive one benchmark at a time: an unknown number is not a pass.
+            failures.append(f"{comparison.benchmark}: not scored yet (the current model is: {comparison.current:.4f})")
+            continue
         delta = comparison.delta
         if comparison.benchmark != rule.benchmark and delta is not None and -delta > rule.max_regression:
             failures.append(
@@ -141,7 +146,16 @@ def decide_promotion(
         return PromotionDecision(served=candidate, status="promoted", gate_passed=False, forced=True,
                                  failures=failures, **base,
                                  reason=f"{candidate} forced by the override past the gate: " + "; ".join(failures))
-    margin_only = all("margin" in f or "not scored" in f for f in failures)
+    margin_only = all("margin" in f or "not scored" in f for f in failures)  # not (yet) better: no attempt
     status: PromotionStatus = "kept" if margin_only and not rule.override else "blocked"
     return PromotionDecision(served=current, status=status, gate_passed=False, failures=failures,
                              **base, reason=f"{current or 'nothing'} stays; {candidate}: " + "; ".join(failures))
+
+
+def entries_from_rows(rows: Sequence[dict]) -> list[LeaderboardEntry]:
+    """Leaderboard entries from stored leaderboard rows (extra columns ignored, NaN read as None)."""
+    fields = LeaderboardEntry.model_fields
+    return [
+        LeaderboardEntry(**{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items() if k in fields})
+        for row in rows
+    ]

@@ -23,6 +23,7 @@ from rm_assets import lineage
 from rm_assets.benchmarks.assets import leaderboard
 from rm_assets.curation.assets import training_pairs
 from rm_assets.data.assets import converted_samples, raw_rows, rule_scores
+from rm_assets.serving.assets import served_model
 from rm_assets.partitions import (
     checkpoint_report_partitions,
     dataset_partitions,
@@ -239,6 +240,7 @@ ALL_ASSETS = [
     benchmark_reports_standin,
     principles_reports_standin,
     leaderboard,
+    served_model,
 ]
 CODE_VERSIONS = {k.to_user_string(): v for a in ALL_ASSETS for k, v in a.code_versions_by_key.items()}
 # The chain fixtures patch lineage.current_code_versions to the stand-ins' versions; this is the real one.
@@ -263,6 +265,7 @@ def _build_chain(root: Path) -> None:
         _materialize(instance, [benchmark_reports_standin], resources, REPORT)
         _materialize(instance, [principles_reports_standin], resources, PRINCIPLES_REPORT)
         _materialize(instance, [leaderboard], resources)
+        _materialize(instance, [served_model], resources)
 
 
 def _resources(root: Path) -> dict:
@@ -563,6 +566,26 @@ def test_a_rematerialized_report_breaks_the_leaderboard(chain):
     assert f"shows principles_benchmark_reports[{PRINCIPLES_REPORT}] from run" in _messages(result)
 
 
+def test_served_model_audit_reaches_the_raw_rows_through_the_leaderboard(chain):
+    result = _audit(chain, "served_model")
+    assert not result.broken, _messages(result)
+    assert result.nodes[("served_model", "__all__")].parents == [("leaderboard", "__all__")]
+    assert result.raw_row_hashes[DATASET]
+    (row,) = chain.store.promotions()
+    assert (row["status"], row["served"], row["previous"]) == ("promoted", f"checkpoint:{RUN_KEY}", None)
+    assert row["leaderboard_run_id"] == result.nodes[("leaderboard", "__all__")].run_id
+
+
+def test_a_rebuilt_leaderboard_breaks_the_promotion_until_it_is_decided_again(chain):
+    _materialize(chain.instance, [leaderboard], chain.resources)
+    assert "decided on the leaderboard of run" in _messages(_audit(chain, "served_model"))
+    _materialize(chain.instance, [served_model], chain.resources)
+    result = _audit(chain, "served_model")
+    assert not result.broken, _messages(result)
+    statuses = [row["status"] for row in chain.store.promotions()]
+    assert statuses == ["kept", "promoted"]  # the history keeps both decisions, newest first
+
+
 # --- the CLI -----------------------------------------------------------------------------------
 
 
@@ -583,6 +606,10 @@ def test_cli_exit_codes(chain, capsys):
     pair_id = chain.store._query("SELECT pair_id FROM training_pairs LIMIT 1")["pair_id"][0]
     assert _cli("pair", pair_id) == 0
     assert f"training pair {pair_id}: whole" in capsys.readouterr().out
+
+    assert _cli("served_model") == 0
+    out = capsys.readouterr().out
+    assert "promotion history (newest first, 1 shown):" in out and f"served=checkpoint:{RUN_KEY}" in out
 
     assert _cli("nope", DATASET) == 2
     assert "rmforge audit: unknown asset 'nope'" in capsys.readouterr().err

@@ -34,14 +34,15 @@ def test_definitions_load_and_lineage_snapshot():
         "principles_benchmark_reports": ["auto_principles"],
         "baseline_benchmark_reports": [],
         "leaderboard": ["baseline_benchmark_reports", "benchmark_reports", "principles_benchmark_reports"],
+        "served_model": ["leaderboard"],
     }
 
 
 def test_every_stage_feeds_the_next():
-    """No dead ends: only the leaderboard and the GPU-only generative RM end a branch."""
+    """No dead ends: only the served model and the GPU-only generative RM end a branch."""
     graph = defs.resolve_asset_graph()
     sinks = {k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).child_keys}
-    assert sinks == {"leaderboard", "grm_checkpoints"}
+    assert sinks == {"served_model", "grm_checkpoints"}
 
 
 def test_code_versions_are_derived_from_the_code():
@@ -79,6 +80,13 @@ def test_quarantine_check_is_blocking():
     specs = {spec.name: spec for checks in defs.asset_checks for spec in checks.check_specs}
     assert specs["quarantine_rate_below_threshold"].blocking
     assert specs["quarantine_rate_below_threshold"].asset_key == dg.AssetKey("converted_samples")
+    assert specs["promotion_passes_gate"].blocking
+    assert specs["promotion_passes_gate"].asset_key == dg.AssetKey("served_model")
+
+
+def test_leaderboard_job_decides_the_promotion():
+    job = defs.resolve_job_def("leaderboard_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"leaderboard", "served_model"}
 
 
 def test_code_version_changes_with_the_code(tmp_path, monkeypatch):

@@ -57,6 +57,13 @@ def test_a_regression_on_another_benchmark_blocks():
     assert decision.failures == ["reward_bench_2: 0.4900 vs 0.5000 (-0.0100) regresses by more than 0.005"]
 
 
+def test_a_candidate_without_every_report_waits():
+    board = _board({"checkpoint:a": {"rm_bench": 0.6, "rmb_pairwise": 0.5}, "checkpoint:new": {"rm_bench": 0.9}})
+    decision = decide_promotion(board, "checkpoint:a", PromotionRule())
+    assert decision.status == "kept" and decision.served == "checkpoint:a"
+    assert decision.failures == ["rmb_pairwise: not scored yet (the current model is: 0.5000)"]
+
+
 def test_current_still_best_stays():
     decision = decide_promotion(BOARD, "checkpoint:b", PromotionRule())
     assert decision.status == "kept" and decision.served == "checkpoint:b" and decision.gate_passed
@@ -69,8 +76,10 @@ def test_nothing_eligible_keeps_what_is_served():
 
 
 def test_override_skips_the_selection_but_not_the_gate():
-    promoted = decide_promotion(BOARD, "checkpoint:a", PromotionRule(override="checkpoint:c"))
-    assert promoted.status == "promoted" and promoted.served == "checkpoint:c"  # no common other benchmark
+    promoted = decide_promotion(BOARD, "checkpoint:b", PromotionRule(override="reward:length_penalty"))
+    assert promoted.status == "promoted" and promoted.served == "reward:length_penalty"
+    waiting = decide_promotion(BOARD, "checkpoint:a", PromotionRule(override="checkpoint:c"))
+    assert waiting.status == "blocked" and "reward_bench_2: not scored yet" in waiting.failures[0]
     blocked = decide_promotion(BOARD, "checkpoint:b", PromotionRule(override="checkpoint:a"))
     assert blocked.status == "blocked" and blocked.served == "checkpoint:b"
     assert "does not beat the current model" in blocked.failures[0]

@@ -1,0 +1,83 @@
+"""Promotion: `served_model` picks the model `rmforge serve` serves, from the leaderboard.
+
+The rule and its gate are `rm_rewards.promotion`; every decision (promoted, kept, blocked) is one
+more row of the `promotions` table, so what was served, when and why is history in DuckDB.
+"""
+
+import dagster as dg
+
+from rm_assets.benchmarks.assets import leaderboard
+from rm_assets.metadata import preview_markdown
+from rm_assets.versions import code_version
+from rm_resources.warehouse import WarehouseResource
+
+
+class PromotionConfig(dg.Config):
+    benchmark: str = "rm_bench"  # the benchmark the best model is chosen on
+    margin: float = 0.0  # a candidate must beat the served model by more than this
+    max_regression: float = 0.02  # largest drop allowed on any other benchmark
+    eligible_kinds: list[str] = ["checkpoint"]  # model-key kinds the rule chooses among
+    override: str | None = None  # an explicit model key: skips the selection, not the gate
+    force: bool = False  # with override: serve it even when it fails the gate
+
+    def rule(self):
+        from rm_rewards.promotion import PromotionRule
+
+        return PromotionRule(**{**self.model_dump(), "eligible_kinds": tuple(self.eligible_kinds)})
+
+
+def _comparisons_markdown(decision) -> str:
+    if not decision.comparisons:
+        return "_nothing to compare against_"
+    lines = [f"| benchmark | {decision.candidate} | {decision.current} | delta |", "| --- | ---: | ---: | ---: |"]
+    for c in decision.comparisons:
+        cells = ["—" if v is None else f"{v:.4f}" for v in (c.candidate, c.current)]
+        delta = "—" if c.delta is None else f"{c.delta:+.4f}"
+        lines.append(f"| {c.benchmark} | {cells[0]} | {cells[1]} | {delta} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    deps=[leaderboard],
+    group_name="serving",
+    kinds={"duckdb"},
+    code_version=code_version("rm_assets.serving.assets", "rm_rewards.promotion", "rm_rewards.leaderboard"),
+    description="The model rmforge serves: the best checkpoint on a benchmark when it beats the served model "
+    "by a margin without regressing elsewhere (or an explicit model key); every decision is a promotions row.",
+)
+def served_model(
+    context: dg.AssetExecutionContext, config: PromotionConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from rm_rewards.promotion import decide_promotion, entries_from_rows
+
+    store = warehouse.get_store()
+    board = store.read_leaderboard()
+    rule = config.rule()
+    decision = decide_promotion(entries_from_rows(board.to_dict(orient="records")), store.served_model(), rule)
+    leaderboard_runs = sorted(set(board["run_id"].dropna()))
+    store.write_promotion(decision, rule, leaderboard_run_id=leaderboard_runs[-1] if leaderboard_runs else None,
+                          run_id=context.run_id)
+    history = pd.DataFrame(store.promotions(limit=10))
+    numbers = {"candidate_headline": decision.candidate_headline, "current_headline": decision.current_headline}
+    return dg.MaterializeResult(
+        metadata={
+            "served": decision.served or "nothing",
+            "status": decision.status,
+            "reason": decision.reason,
+            "candidate": decision.candidate or "none",
+            "previous": decision.current or "none",
+            "benchmark": decision.benchmark,
+            "gate_passed": decision.gate_passed,
+            "forced": decision.forced,
+            **{k: round(v, 4) for k, v in numbers.items() if v is not None},
+            "failures": dg.MetadataValue.json(decision.failures),
+            "comparison": dg.MetadataValue.md(_comparisons_markdown(decision)),
+            "history": dg.MetadataValue.md(preview_markdown(
+                history[["decided_at", "status", "served", "candidate", "previous", "reason"]] if len(history)
+                else history, rows=10, max_chars=120)),
+            "dagster/table_name": "promotions",
+        },
+        data_version=dg.DataVersion(f"{decision.served}:{decision.status}"),
+    )
