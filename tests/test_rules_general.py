@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import string
 from collections import Counter
 
 import pytest
@@ -40,20 +41,70 @@ def test_tokenize_splits_cjk_by_character_and_drops_punctuation() -> None:
     assert tokenize("") == []
 
 
+# Hand-computed with SQuAD v1.1's evaluate script: normalize_answer = lower-case, delete
+# string.punctuation, replace \b(a|an|the)\b by a space, split on whitespace; then
+# F1 = 2PR/(P+R) over the common tokens, each counted min(in candidate, in reference) times.
 @pytest.mark.parametrize(
     ("candidate", "reference", "expected"),
     [
-        ("The cat sat", "a cat sat on the mat", 2 / 3),  # P=1, R=1/2 after dropping articles
-        ("cat cat cat", "cat", 0.5),  # counts matter: a set-based F1 would say 1.0
+        # [cat, sat] vs [cat, sat, on, mat]: 2 common, P = 2/2, R = 2/4, F1 = 2/3.
+        ("The cat sat.", "a cat sat on the mat", 2 / 3),
+        # [cat, cat, cat] vs [cat]: 1 common, P = 1/3, R = 1, F1 = (2/3)/(4/3) = 1/2 (a set would say 1).
+        ("cat cat cat", "cat", 0.5),
+        # "paris." -> "paris": identical.
         ("Paris.", "paris", 1.0),
-        ("我爱北京", "我爱上海", 0.5),  # CJK compared character by character
+        # Punctuation is deleted, not split on: "$1,000.50" -> "100050" == "1000.50" -> "100050".
+        ("$1,000.50", "1000.50", 1.0),
+        # "well-known" -> one token "wellknown", which is neither "well" nor "known".
+        ("well-known", "well known", 0.0),
+        # GSM8K-style: [total, is, 1200] vs [1200]: 1 common, P = 1/3, R = 1, F1 = 1/2.
+        ("The total is $1,200.", "1,200", 0.5),
+        # Apostrophes are punctuation too: "don't" -> "dont".
+        ("Don't stop!", "dont stop", 1.0),
+        # Articles only as whole words: "theater" stays; [theater] vs [theater].
+        ("the theater", "a theater", 1.0),
+        # Only ASCII punctuation goes: the curly quotes stay, so "“paris”" != "paris".
+        ("\u201cParis\u201d", "Paris", 0.0),
+        # No spaces in Chinese: each side is one token, and they differ.
+        ("我爱北京", "我爱上海", 0.0),
+        # Both empty after normalisation: agreement (SQuAD v2.0's rule).
         ("", "", 1.0),
+        ("The.", "an", 1.0),
         ("", "something", 0.0),
         ("completely different", "nothing shared", 0.0),
     ],
 )
-def test_token_f1_known_answers(candidate: str, reference: str, expected: float) -> None:
+def test_token_f1_matches_hand_computed_squad_values(candidate: str, reference: str, expected: float) -> None:
     assert token_f1(candidate, reference) == pytest.approx(expected)
+    assert registry.get("token_f1").evaluate(make_sample(reference, candidate)).scores[0].score == pytest.approx(
+        expected
+    )
+
+
+# normalization="word_runs": tokenize()'s word runs (CJK by character), articles dropped.
+@pytest.mark.parametrize(
+    ("candidate", "reference", "expected"),
+    [
+        # [我, 爱, 北, 京] vs [我, 爱, 上, 海]: 2 common, P = R = 1/2, F1 = 1/2.
+        ("我爱北京", "我爱上海", 0.5),
+        # [total, is, 1, 200] vs [1, 200]: 2 common, P = 2/4, R = 1, F1 = 2/3 (SQuAD: 1/2).
+        ("The total is $1,200.", "1,200", 2 / 3),
+        # [well, known] vs [well, known].
+        ("well-known", "well known", 1.0),
+        ("\u201cParis\u201d", "Paris", 1.0),
+    ],
+)
+def test_token_f1_word_runs_option(candidate: str, reference: str, expected: float) -> None:
+    assert token_f1(candidate, reference, "word_runs") == pytest.approx(expected)
+    reward = registry.get("token_f1", normalization="word_runs")
+    assert reward.evaluate(make_sample(reference, candidate)).scores[0].score == pytest.approx(expected)
+
+
+def test_token_f1_rejects_an_unknown_normalization() -> None:
+    with pytest.raises(ValueError, match="normalization"):
+        token_f1("a", "b", "lower")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="normalization"):
+        registry.get("token_f1", normalization="lower")
 
 
 def _lcs_by_table(a: list[str], b: list[str]) -> int:
@@ -198,7 +249,33 @@ def plain_f_measure(overlap: float, n_candidate: int, n_reference: int) -> float
     return 2 * precision * recall / (precision + recall)
 
 
+def squad_v11_normalize_answer(s: str) -> str:
+    """SQuAD v1.1's evaluate-v1.1.py `normalize_answer`, as published."""
+
+    def remove_articles(text: str) -> str:
+        return re.sub(r"\b(a|an|the)\b", " ", text)
+
+    def white_space_fix(text: str) -> str:
+        return " ".join(text.split())
+
+    def remove_punc(text: str) -> str:
+        exclude = set(string.punctuation)
+        return "".join(ch for ch in text if ch not in exclude)
+
+    def lower(text: str) -> str:
+        return text.lower()
+
+    return white_space_fix(remove_articles(remove_punc(lower(s))))
+
+
 def plain_token_f1(candidate: str, reference: str) -> float:
+    """evaluate-v1.1.py's f1_score, except that two empty answers agree (SQuAD v2.0's rule)."""
+    cand = squad_v11_normalize_answer(candidate).split()
+    ref = squad_v11_normalize_answer(reference).split()
+    return plain_f_measure(sum((Counter(cand) & Counter(ref)).values()), len(cand), len(ref))
+
+
+def plain_word_runs_f1(candidate: str, reference: str) -> float:
     cand = [t for t in plain_tokenize(candidate) if t not in {"a", "an", "the"}]
     ref = [t for t in plain_tokenize(reference) if t not in {"a", "an", "the"}]
     return plain_f_measure(sum((Counter(cand) & Counter(ref)).values()), len(cand), len(ref))
@@ -238,6 +315,13 @@ _TRICKY = "aZ_09 \t\n\x0b\x0c\x1c\x1f'.,-+\u2019\u2212\u2013\u00d7\u00be\u00c9\u
 ascii_texts = st.text(alphabet=st.characters(max_codepoint=127), max_size=80)
 tricky_texts = st.text(alphabet=st.sampled_from(_TRICKY), max_size=40)
 any_texts = ascii_texts | tricky_texts | st.text(max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_texts)
+@example("The an a-the the_a 'the' \u201cthe\u201d th\u00e9 \x00the A.N. 3.5 1,000 well-known")
+def test_squad_normalize_equals_the_official_script(text: str) -> None:
+    assert general.squad_normalize(text) == squad_v11_normalize_answer(text).split()
 
 
 @settings(max_examples=400, deadline=None)
@@ -284,6 +368,9 @@ def test_cached_reference_scores_equal_fresh_ones(references: list[str], candida
     for reference in references + references[::-1]:
         for candidate in candidates:
             assert token_f1(candidate, reference) == pytest.approx(plain_token_f1(candidate, reference))
+            assert token_f1(candidate, reference, "word_runs") == pytest.approx(
+                plain_word_runs_f1(candidate, reference)
+            )
             assert rouge_l(candidate, reference) == pytest.approx(plain_rouge_l(candidate, reference))
             if plain_extract_numbers(reference):
                 assert number_accuracy(candidate, reference) == plain_number_accuracy(candidate, reference)

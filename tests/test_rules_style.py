@@ -132,6 +132,62 @@ def test_privacy_detectors_known_answers(text: str, expected: list[str]) -> None
     assert kinds(text) == expected
 
 
+# Phone formats people write, each of which must be flagged as one phone (and nothing else).
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "555-123-4567",  # the seed flags this; exchange 123 is fictional but the shape is a phone
+        "(555) 123-4567",
+        "(555)123-4567",
+        "555.123.4567",
+        "555 123 4567",
+        "1-800-555-0199",
+        "+1 555 123 4567",
+        "+1-555-123-4567",
+        "+1 (555) 123-4567",
+        "+15551234567",  # E.164
+        "5552345678",  # bare ten digits with a valid NANP area code and exchange
+        "+44 20 7946 0958",
+        "+33 1 23 45 67 89",
+        "+49 30 123456",
+        "+91 98765 43210",
+        "+86 138 1234 5678",
+        "13812345678",
+    ],
+)
+def test_common_phone_formats_are_flagged(phone: str) -> None:
+    text = f"Call me on {phone}, thanks."
+    leaks = find_privacy_leaks(text)
+    assert [leak.kind for leak in leaks] == ["phone"]
+    assert text[leaks[0].start : leaks[0].end] == phone
+
+
+# Digits that are not phones: none may be flagged as one (an IP is an IP, not a phone).
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("in 2024 and 1999", []),  # years
+        ("due 2024-01-15, or 15.01.2024, or 01/15/2024", []),  # dates
+        ("at 2024-01-15T12:30:45Z and 12:30:45.123", []),  # timestamps
+        ("epoch 1700000000 or 1700000000123 ms", []),  # Unix time starts with 1: no area code
+        ("version v1.2.3, build 10.0.19041.1", []),  # version strings
+        ("costs $1,234,567.89 or 1,234,567 EUR", []),  # prices
+        ("ISBN 0-306-40615-2, ISBN 978-3-16-148410-0", []),  # ISBNs
+        ("ISBN 3161484100, order 98765432", []),  # bare ISBN-10 (exchange 148) and an order number
+        ("bare 5551234567", []),  # bare ten digits need a valid exchange (2-9); 123 is not
+        ("pi is 3.14159265358979, x = 0.2125551234", []),  # decimals
+        ("a 3-4-5 triangle, 200-300-400 steps", []),  # math
+        ("page 3, 42 apples, local 555-1234", []),  # short numbers
+        ("+1 00 00 and +44 20 79", []),  # "+CC" groups with too few digits
+        ("8.8.8.8", ["ipv4"]),
+        ("203.0.113.9 and 192.168.1.1", []),  # documentation and private ranges: not leaks, not phones
+        ("555-123-4567.89", []),  # glued to a decimal part: a number
+    ],
+)
+def test_phone_lookalikes_are_not_flagged(text: str, expected: list[str]) -> None:
+    assert kinds(text) == expected
+
+
 def test_random_sixteen_digit_strings_that_fail_luhn_are_not_cards() -> None:
     rng = random.Random(3)
     for _ in range(300):
@@ -188,6 +244,9 @@ _LEAK_PIECES = [
     "@",
     "(415) 555-2671",
     "415.555.2671",
+    "555-123-4567",
+    "(555)123-4567",
+    "+33 1 23 45 67 89",
     "+1 415 555 2671",
     "+44 20 7946 0958",
     "+861381234567",

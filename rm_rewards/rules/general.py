@@ -4,8 +4,10 @@ The bare scoring functions (`exact_match`, `token_f1`, `rouge_l`, `number_accura
 `(candidate, reference) -> float` code; the reward classes below only fetch the texts and call
 them, so the framework's overhead can be measured against the bare functions.
 
-Tokenisation is shared with the style rules: Chinese and Japanese have no spaces between words,
-so each CJK character is its own token; everything else splits into runs of word characters.
+Tokenisation (`tokenize`) is shared with the style rules and ROUGE-L: Chinese and Japanese have
+no spaces between words, so each CJK character is its own token; everything else splits into
+runs of word characters. Token F1 normalises as SQuAD's official evaluation script does
+(`squad_normalize`), unless asked for those word runs instead.
 
 Speed (`bench/rule_rewards.py`): ASCII text, the common case, is tokenised by one `str.translate`
 and `split()` instead of the regex (same tokens, a quarter of the time), and whatever a rule
@@ -22,7 +24,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -100,19 +102,66 @@ def _f_measure(overlap: float, n_candidate: int, n_reference: int) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _token_bag(text: str) -> tuple[Counter[str], int]:
-    """The text's tokens without articles, counted, and how many there are."""
-    tokens = [t for t in tokenize(text) if t not in _ARTICLES]
+# SQuAD v1.1's official `evaluate-v1.1.py`, `normalize_answer`: lower-case, delete ASCII
+# punctuation (string.punctuation; "1,000.50" becomes "100050", "well-known" "wellknown", while
+# curly quotes and dashes stay), replace the articles a/an/the between word boundaries with a
+# space, then split on whitespace. Kept literally, regex included, so scores equal the script's.
+_SQUAD_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_SQUAD_ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
+
+F1Normalization = Literal["squad", "word_runs"]
+
+
+def squad_normalize(text: str) -> list[str]:
+    """The tokens SQuAD's official evaluation compares: `normalize_answer(text).split()`."""
+    return _SQUAD_ARTICLES_RE.sub(" ", text.lower().translate(_SQUAD_PUNCTUATION)).split()
+
+
+def _word_run_tokens(text: str) -> list[str]:
+    """`tokenize` without the articles: word runs, each CJK character its own token."""
+    return [t for t in tokenize(text) if t not in _ARTICLES]
+
+
+_F1_TOKENIZERS: dict[str, Callable[[str], list[str]]] = {
+    "squad": squad_normalize,
+    "word_runs": _word_run_tokens,
+}
+
+
+def _token_bag(text: str, normalization: F1Normalization) -> tuple[Counter[str], int]:
+    """The text's normalised tokens, counted, and how many there are."""
+    tokens = _F1_TOKENIZERS[normalization](text)
     return Counter(tokens), len(tokens)
 
 
-_reference_bag = _per_reference(_token_bag)
+@_per_reference
+def _reference_bag_squad(reference: str) -> tuple[Counter[str], int]:
+    return _token_bag(reference, "squad")
 
 
-def token_f1(candidate: str, reference: str) -> float:
-    """SQuAD-style F1 of the token bags (counts matter, articles a/an/the ignored)."""
-    cand, n_cand = _token_bag(candidate)
-    ref, n_ref = _reference_bag(reference)
+@_per_reference
+def _reference_bag_word_runs(reference: str) -> tuple[Counter[str], int]:
+    return _token_bag(reference, "word_runs")
+
+
+_REFERENCE_BAGS = {"squad": _reference_bag_squad, "word_runs": _reference_bag_word_runs}
+
+
+def token_f1(candidate: str, reference: str, normalization: F1Normalization = "squad") -> float:
+    """F1 of the token bags (counts matter), as SQuAD's official evaluation computes it.
+
+    normalization="squad" (default): SQuAD v1.1's `normalize_answer` (see `squad_normalize`).
+    normalization="word_runs": `tokenize`'s runs of word characters with the articles dropped,
+    each CJK character its own token; for Chinese or Japanese, where SQuAD's whitespace split
+    reads a whole sentence as one token (so F1 is all or nothing), and for text whose
+    punctuation separates words ("well-known" is two tokens here, one in SQuAD).
+    Two answers that both normalise to nothing score 1.0 (SQuAD v2.0's rule; v1.1's script
+    returns 0 there); one empty side scores 0.0.
+    """
+    if normalization not in _F1_TOKENIZERS:
+        raise ValueError(f"normalization must be one of {sorted(_F1_TOKENIZERS)}, got {normalization!r}")
+    cand, n_cand = _token_bag(candidate, normalization)
+    ref, n_ref = _REFERENCE_BAGS[normalization](reference)
     if not n_cand or not n_ref:
         return _f_measure(0, n_cand, n_ref)
     if len(cand) > len(ref):  # walk the smaller bag
@@ -285,11 +334,13 @@ class ExactAccuracy(_ReferenceReward):
 @register(
     "token_f1",
     tags=("general",),
-    description="SQuAD-style token F1 of the response against the reference (CJK by character).",
+    description="Token F1 against the reference, normalised as SQuAD's official script (or word runs, CJK by character).",
 )
 class TokenF1(_ReferenceReward):
+    normalization: F1Normalization = "squad"
+
     def score_response(self, sample: Sample, index: int) -> float:
-        return token_f1(sample.responses[index].text, self.reference_of(sample))
+        return token_f1(sample.responses[index].text, self.reference_of(sample), self.normalization)
 
 
 @register(

@@ -106,12 +106,22 @@ _CN_ID_RE = re.compile(
 )
 # US SSN, written with dashes: area 001-899 but not 666, group 01-99, serial 0001-9999.
 _SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
-# Phones: NANP with valid area/exchange codes (first digit 2-9); international "+CC" numbers,
-# either E.164 digits or groups with separators (mandatory, so digits split only one way and
-# the regex cannot backtrack through every grouping); Chinese mobiles (1[3-9] + 9 digits).
+# Phones:
+# - NANP (optionally +1 / 1): the area code starts with 2-9 (none starts with 0 or 1). Written
+#   with separators or a parenthesised area code, 3-3-4 digits is a phone whatever the
+#   exchange ("555-123-4567", the fictional form everyone writes, has exchange 123); a bare run
+#   of ten digits also needs a valid exchange (2-9), since bare runs are as often ISBN-10s or
+#   order numbers (a Unix timestamp starts with 1, so fails the area code). Not glued to a
+#   decimal or a longer dotted/dashed number on either side ("0.2125551234" is a number).
+# - International "+CC" numbers: E.164 digits, or groups of 1-6 digits with separators
+#   (mandatory, so digits split only one way and the regex cannot backtrack through every
+#   grouping), 7-15 digits in all (checked in `_accept`).
+# - Chinese mobiles (1[3-9] + 9 digits).
 _PHONE_RE = re.compile(
-    r"(?<![\w+])(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .-]?[2-9]\d{2}[ .-]?\d{4}(?!\w)"
-    r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,5}(?![\w.-]?\d)"
+    r"(?<![\w+])(?<!\d[.,-])(?:\+?1[ .-]?)?"
+    r"(?:(?:\([2-9]\d{2}\)|[2-9]\d{2})[ .-]?[2-9]\d{2}[ .-]?|(?:\([2-9]\d{2}\)[ .-]?|[2-9]\d{2}[ .-])\d{3}[ .-])"
+    r"\d{4}(?!\w|[.,-]\d)"
+    r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{1,6}){2,6}(?![\w.-]?\d)"
     r"|(?<![\w+])\+\d{8,15}(?!\w)"
     r"|(?<![\w+])(?:\+?86[ -]?)?1[3-9]\d{9}(?!\w)"
 )
@@ -169,8 +179,8 @@ def _public_ip(raw: str, ignore_private: bool) -> bool:
 # digits), card (13+ digits, single spaces or dashes), SSN (ddd-dd-dddd), IPv4 address, and in
 # every phone number except the "+CC" ones (NANP: exchange + line; Chinese mobile: 11 digits).
 _LONG_NUMBER_HINT = re.compile(r"\d(?:[ .-]?\d){6}|\d\.\d{1,3}\.\d{1,3}\.\d")
-_PLUS_PHONE_HINT = re.compile(r"\+(?:\d{1,3}[ .-]\d\d|\d{8})")  # "+CC" then a group, or E.164
-_NANP_HINT = re.compile(r"[2-9]\d\d[ .-]?\d{4}")  # exchange + line; also inside a Chinese mobile
+_PLUS_PHONE_HINT = re.compile(r"\+(?:\d{1,3}[ .-]\d|\d{8})")  # "+CC" then a group, or E.164
+_NANP_HINT = re.compile(r"\d{3}[ .-]?\d{4}")  # exchange + line; also inside a Chinese mobile
 _LEAK_HINTS: dict[str, tuple[tuple[re.Pattern[str], ...], ...]] = {
     "email": ((re.compile("@"),),),
     "cn_resident_id": ((_LONG_NUMBER_HINT,), (re.compile(r"\d\d{16}"),)),
@@ -222,6 +232,8 @@ def _accept(kind: str, raw: str, ignore_private_ips: bool) -> bool:
         return raw.count(":") >= 2 and _public_ip(raw, ignore_private_ips)
     if kind == "ipv4":
         return _public_ip(raw, ignore_private_ips)
+    if kind == "phone" and raw.startswith("+"):
+        return 7 <= len(_DIGIT_RE.findall(raw)) <= 15  # E.164 allows at most 15 digits
     return True
 
 
