@@ -29,6 +29,18 @@ def _rewards_list(args: argparse.Namespace) -> int:
     from rm_rewards import registry
 
     rows = registry.specs(tag=args.tag, is_llm={"rule": False, "llm": True}.get(args.source))
+    if args.rm_gallery:
+        from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES, RM_GALLERY_VERSION, format_rm_gallery_table
+
+        selected = {s.name for s in rows}
+        filtered = args.tag is not None or args.source is not None
+        # With --tag/--source, the names whose rmforge reward is selected (unsupported ones have none).
+        entries = [e for e in RM_GALLERY_NAMES.values() if not filtered or e.rmforge in selected]
+        print(format_rm_gallery_table(entries))
+        unsupported = sum(not e.supported for e in entries)
+        print(f"\n{len(entries)} RM-Gallery {RM_GALLERY_VERSION} reward names: "
+              f"{len(entries) - unsupported} resolve to an rmforge reward, {unsupported} unsupported")
+        return 0
     print(registry.format_table(rows))
     print(f"\n{len(rows)} rewards")
     return 0
@@ -234,8 +246,14 @@ def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[st
 
 
 def _benchmark_stage(instance, defs, plan, *, force: bool, judge_items: int | None) -> list[str]:
-    """Report each planned partition unless it is up to date; then rebuild the leaderboard."""
+    """Report each planned partition unless it is up to date; then rebuild the leaderboard. A
+    benchmark without a source (JudgeBench unless configured) is skipped, and the reason printed."""
     graph = defs.resolve_asset_graph()
+    planned = sorted({p.keys_by_dimension["benchmark"] for _, _, p in plan})
+    _, no_source = defs.resources["datasets"].benchmark_sources(planned)
+    for benchmark, reason in no_source.items():
+        print(f"  {benchmark}: skipped, no source: {reason}", flush=True)
+    plan = [entry for entry in plan if entry[2].keys_by_dimension["benchmark"] not in no_source]
     models = sorted({p.keys_by_dimension["model"] for job, _, p in plan if job == "baseline_benchmark_job"})
     instance.add_dynamic_partitions("evaluated_models", models)
     failed = []
@@ -414,6 +432,7 @@ def _paths(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from dagster_project.audit_cli import add_audit_parser
+    from dagster_project.serve_cli import add_serve_parser
 
     parser = argparse.ArgumentParser(prog="rmforge", description="Reward models as Dagster assets.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -423,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = rewards_commands.add_parser("list", help="print every registered reward")
     listing.add_argument("--tag", help="only rewards with this area tag")
     listing.add_argument("--source", choices=["rule", "llm"], help="only rule-based or LLM rewards")
+    listing.add_argument("--rm-gallery", action="store_true",
+                         help="RM-Gallery's reward names, the rmforge reward each resolves to, and how they differ")
     listing.set_defaults(handler=_rewards_list)
 
     run = commands.add_parser("run", help="the whole chain for every (or the given) dataset partition")
@@ -442,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     add_audit_parser(commands)
+    add_serve_parser(commands)
 
     datasets = commands.add_parser("datasets", help="the project's datasets (built in and from the datasets file)")
     datasets.set_defaults(handler=_datasets)

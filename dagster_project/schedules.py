@@ -2,7 +2,10 @@
 checkpoint, every learned principle set and every registered baseline model, on every benchmark.
 
 A schedule targets one job and each report asset has its own partitions, so there is one schedule
-per report job, all built by `report_schedule` on the same cron."""
+per report job, all built by `report_schedule` on the same cron.
+
+Only benchmarks with a source are requested (`DatasetSourceResource.benchmark_sources`): JudgeBench
+ships no rows, so until it has files or the hub it is skipped, and each tick logs why."""
 
 import os
 from collections.abc import Callable
@@ -11,10 +14,28 @@ import dagster as dg
 
 from dagster_project.jobs import baseline_benchmark_job, benchmark_job, principles_benchmark_job
 from rm_assets.partitions import BENCHMARKS, DATASETS, evaluated_models, training_runs
+from rm_resources.datasets import DatasetSourceResource
 
 
-def report_run_requests(job_name: str, dimension: str, values: list[str], *, tag: str) -> list[dg.RunRequest]:
-    """One run per benchmark × value of the job's second partition dimension (run, dataset, model)."""
+def _profile_datasets() -> DatasetSourceResource:
+    """The dataset source of the current profile (what the definitions' resources use)."""
+    from dagster_project.profiles import current_profile, resources_for
+
+    return resources_for(current_profile())["datasets"]
+
+
+def benchmarks_with_source(datasets: DatasetSourceResource | None = None) -> tuple[list[str], dict[str, str]]:
+    """(benchmarks that have a source, {benchmark: why not}) for `datasets` (default: the profile's)."""
+    return (datasets or _profile_datasets()).benchmark_sources(BENCHMARKS)
+
+
+def report_run_requests(
+    job_name: str, dimension: str, values: list[str], *, tag: str, benchmarks: list[str] | None = None
+) -> list[dg.RunRequest]:
+    """One run per benchmark × value of the job's second partition dimension (run, dataset, model);
+    `benchmarks` defaults to those with a source in the current profile."""
+    if benchmarks is None:
+        benchmarks, _ = benchmarks_with_source()
     return [
         dg.RunRequest(
             run_key=f"{tag}:{job_name}:{benchmark}|{value}",
@@ -22,7 +43,7 @@ def report_run_requests(job_name: str, dimension: str, values: list[str], *, tag
             partition_key=dg.MultiPartitionKey({"benchmark": benchmark, dimension: value}),
         )
         for value in values
-        for benchmark in BENCHMARKS
+        for benchmark in benchmarks
     ]
 
 
@@ -57,14 +78,21 @@ SCHEDULED: dict[str, tuple[str, Callable[[dg.DagsterInstance], list[str]]]] = {
 
 
 def scheduled_benchmark_requests(
-    instance: dg.DagsterInstance, tick, job_name: str
+    instance: dg.DagsterInstance, tick, job_name: str, datasets: DatasetSourceResource | None = None, log=None
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    """One run per (benchmark × value) of the job, keyed by the tick so a tick never runs twice."""
+    """One run per (benchmark with a source × value) of the job, keyed by the tick so a tick never
+    runs twice; each benchmark without a source is skipped, and `log` (the tick's log) says why."""
     dimension, values = SCHEDULED[job_name]
     found = values(instance)
     if not found:
         return dg.SkipReason(f"nothing for {job_name} to benchmark yet (no {dimension} to evaluate)")
-    return report_run_requests(job_name, dimension, found, tag=f"scheduled-{tick.isoformat()}")
+    benchmarks, skipped = benchmarks_with_source(datasets)
+    for benchmark, reason in skipped.items():
+        if log is not None:
+            log.info(f"{job_name}: skipping {benchmark}: {reason}")
+    if not benchmarks:
+        return dg.SkipReason(f"no benchmark has a source: {'; '.join(skipped.values())}")
+    return report_run_requests(job_name, dimension, found, tag=f"scheduled-{tick.isoformat()}", benchmarks=benchmarks)
 
 
 def report_schedule(job, name: str) -> dg.ScheduleDefinition:
@@ -75,8 +103,9 @@ def report_schedule(job, name: str) -> dg.ScheduleDefinition:
         default_status=dg.DefaultScheduleStatus.RUNNING if runs_by_default() else dg.DefaultScheduleStatus.STOPPED,
         description=f"Re-run {job.name} for every {SCHEDULED[job.name][0]} on every benchmark.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext):
-        return scheduled_benchmark_requests(context.instance, context.scheduled_execution_time, job.name)
+    def _schedule(context: dg.ScheduleEvaluationContext, datasets: DatasetSourceResource):
+        return scheduled_benchmark_requests(context.instance, context.scheduled_execution_time, job.name,
+                                            datasets=datasets, log=context.log)
 
     return _schedule
 

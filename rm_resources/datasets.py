@@ -3,7 +3,8 @@
 A thin Dagster wrapper over `rm_rewards.datasets`: `dataset_catalog()` reads the project's datasets
 file (`RMFORGE_DATASETS_FILE`, else `datasets.yaml` at the project root, else the built-ins only);
 `DatasetSourceResource` reads a dataset's rows in the source's own schema, ready for
-`rm_rewards.converters.convert_rows`.
+`rm_rewards.converters.convert_rows`, and says where each benchmark's items come from
+(`benchmark_source`, `load_benchmark_items`).
 """
 
 from __future__ import annotations
@@ -94,6 +95,39 @@ class DatasetSourceResource(dg.ConfigurableResource):
     )
     cache_dir: str | None = Field(default=None, description="Hugging Face datasets cache (mode=hub)")
     limit: int | None = Field(default=None, ge=0, description="Keep only the first N rows (any mode)")
+    benchmark_files: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per-benchmark local files in the benchmark's own format, e.g. "
+        '{"judge_bench": ["data/judge_bench.jsonl"]}; they replace the bundled sample or the hub',
+    )
+
+    # --- benchmarks: where each one's items come from ------------------------------------------
+
+    def benchmark_source(self, benchmark: str):
+        """Its configured files, else the hub (mode=hub), else its bundled sample; raises
+        `NoBenchmarkSource` (saying how to configure one) when there is none."""
+        from rm_rewards.benchmarks.loaders import benchmark_source
+
+        return benchmark_source(benchmark, mode=self.mode, files=self.benchmark_files)
+
+    def benchmark_sources(self, benchmarks) -> tuple[list[str], dict[str, str]]:
+        """(the benchmarks that have a source, {benchmark: why not} for the others)."""
+        from rm_rewards.benchmarks.loaders import NoBenchmarkSource
+
+        available, skipped = [], {}
+        for benchmark in benchmarks:
+            try:
+                self.benchmark_source(benchmark)
+                available.append(benchmark)
+            except NoBenchmarkSource as reason:
+                skipped[benchmark] = str(reason)
+        return available, skipped
+
+    def load_benchmark_items(self, benchmark: str):
+        """The benchmark's items from its source (`benchmark_source`); a file path relative to the
+        working directory. Raises `NoBenchmarkSource` when there is no source."""
+        source = self.benchmark_source(benchmark)
+        return source.load(**({"cache_dir": self.cache_dir} if source.kind == "hub" and self.cache_dir else {}))
 
     def info(self, dataset: str) -> DatasetInfo:
         """The dataset's entry in the project's catalog (raises for an unknown dataset)."""

@@ -185,6 +185,9 @@ TABLES: dict[str, dict[str, str]] = {
         "model_key": "VARCHAR",
         "headline_metric": "VARCHAR",
         "headline": "DOUBLE",
+        # A partial report (parts of its headline missing) has no headline, only these.
+        "partial_headline": "DOUBLE",
+        "headline_parts": "VARCHAR",
         "status": "VARCHAR",
         "note": "VARCHAR",
         "summary_json": "VARCHAR",
@@ -198,6 +201,8 @@ TABLES: dict[str, dict[str, str]] = {
         "benchmark": "VARCHAR",
         "headline_metric": "VARCHAR",
         "headline": "DOUBLE",
+        "partial_headline": "DOUBLE",
+        "headline_parts": "VARCHAR",
         "status": "VARCHAR",
         "note": "VARCHAR",
         "report_asset": "VARCHAR",
@@ -783,6 +788,8 @@ class Store:
         summary = {
             "asset": asset, "benchmark": result.benchmark, "model_key": result.model_key,
             "headline_metric": result.headline_metric, "headline": result.headline,
+            "partial_headline": result.partial_headline,
+            "headline_parts": "" if result.headline_coverage is None else result.headline_coverage.describe(),
             "status": status, "note": note, "summary_json": json.dumps(result.summary()),
             "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None), "run_id": run_id,
         }

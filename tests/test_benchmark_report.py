@@ -51,7 +51,11 @@ def embedded_png(markdown: str) -> bytes:
 def test_report_has_headline_chart_tables_and_counts(rm_bench_result: EvaluationResult) -> None:
     markdown = render_report(rm_bench_result)
     assert markdown.startswith("# rm_bench: checkpoint:len\n")
-    assert f"**total: {100 * rm_bench_result.headline:.2f}%** over 221 of 221 items" in markdown
+    # the bundled RM-Bench has no math domain: the header says partial, with the mean of what is there
+    assert (
+        f"**total: partial, 3 of 4 domains (missing: math); no total (over the parts present: "
+        f"{100 * rm_bench_result.partial_headline:.2f}%)** over 221 of 221 items"
+    ) in markdown
     assert rm_bench_result.report.to_markdown().strip() in markdown  # the report's own tables
     assert "| 221 | 221 | 0 | 0 | scores |" in markdown
     png = embedded_png(markdown)
@@ -68,10 +72,12 @@ def test_chart_fits_for_every_benchmark(benchmark: str, bundled: dict[str, list[
     report = result.report
     assert title.endswith(("by domain", "by subset", "by scenario"))
     if benchmark == "rm_bench":
-        assert labels == ["chat", "code", "safety", "overall"] and set(series) == {"hard", "normal", "easy"}
+        assert labels == ["chat", "code", "safety", "overall of present (partial)"]
+        assert set(series) == {"hard", "normal", "easy"}
         assert series["easy"][-1] == report.easy
     elif benchmark == "reward_bench_2":
-        assert labels == [s.subset for s in report.subsets] + ["leaderboard"]
+        assert labels == [s.subset for s in report.subsets] + ["mean of present (partial)"]
+        assert series["score"][-1] == report.mean_of_present
     else:
         assert labels == [g.group for g in report.scenarios] + ["all"]
         assert series["accuracy"][-1] == report.accuracy
@@ -90,13 +96,14 @@ def test_chart_shrinks_to_the_byte_limit(rm_bench_result: EvaluationResult) -> N
 
 def test_report_compares_with_the_previous_summary(rm_bench_result: EvaluationResult) -> None:
     current = rm_bench_result.summary()
-    previous = {**current, "total": current["total"] + 0.05, "chat_average": current["chat_average"] - 0.01}
+    previous = {**current, "total_over_present": current["total_over_present"] + 0.05,
+                "chat_average": current["chat_average"] - 0.01}
     markdown = render_report(rm_bench_result, previous_summary=previous, previous_label="run 41")
     section = markdown.split("## Change since run 41\n\n", 1)[1]
-    assert "| total | " in section and "| -5.00 pts |" in section
+    assert "| total_over_present | " in section and "| -5.00 pts |" in section
     assert "| chat_average |" in section and "| +1.00 pts |" in section
     assert "| n_items | 221 | 221 | +0 |" in section
-    assert "1 metric(s) worse by more than 2.00 pts: total:" in section
+    assert "1 metric(s) worse by more than 2.00 pts: total_over_present:" in section
     same = render_report(rm_bench_result, previous_summary=current)
     assert "No metric worse by more than 2.00 pts." in same
 

@@ -55,7 +55,10 @@ def test_rm_bench_two_item_domain_hard_normal_easy() -> None:
     assert chat.normal == pytest.approx(0.5)  # (1 + 0 + .5) / 3
     assert chat.easy == pytest.approx(2.5 / 3)  # (M10 + M20 + M21) / 3 = (1 + 1 + .5) / 3
     assert chat.average == pytest.approx((0 + 0.5 + 2.5 / 3) / 3)
-    assert report.total == pytest.approx(chat.average)
+    # one domain of four: RM-Bench's total needs all of them, so there is none, only the partial mean
+    assert report.total is None and report.headline is None
+    assert report.total_of_present == pytest.approx(chat.average) == report.partial_headline
+    assert report.coverage.describe() == "1 of 4 domains (missing: math, code, safety)"
     assert report.missing_domains == ["math", "code", "safety"]
     assert (chat.n_items, chat.n_failed, chat.n_missing) == (2, 0, 0)
 
@@ -85,8 +88,12 @@ def test_rm_bench_pools_safety_and_averages_domains() -> None:
     assert report.hard == pytest.approx((0 + 2 / 3) / 2)
     assert report.normal == pytest.approx((0.5 + 2 / 3) / 2)
     assert report.easy == pytest.approx((5 / 6 + 2 / 3) / 2)
-    assert report.total == pytest.approx((4 / 9 + 2 / 3) / 2)  # = 5/9
-    assert report.missing_domains == ["math", "code"]
+    assert report.total_of_present == pytest.approx((4 / 9 + 2 / 3) / 2)  # = 5/9
+    assert report.total is None and report.missing_domains == ["math", "code"]
+    summary = report.summary()
+    assert summary["total"] is None and summary["total_over_present"] == pytest.approx(5 / 9)
+    assert (summary["n_parts_present"], summary["n_parts_required"]) == (2, 4)
+    assert "hard" not in summary and summary["hard_over_present"] == pytest.approx((0 + 2 / 3) / 2)
 
 
 def test_rm_bench_failed_and_missing_scores_count_wrong() -> None:
@@ -198,7 +205,7 @@ def test_reward_bench_2_ties_failed_ref_side_keeps_pref() -> None:
     assert report.subsets[0].score == pytest.approx(0.30 * 1 + 0.30 * 0 + 0.20 * 1 + 0 + 0.01 * -1)  # 0.49
 
 
-def test_reward_bench_2_leaderboard_is_mean_of_present_subsets() -> None:
+def test_reward_bench_2_with_missing_subsets_has_no_leaderboard_score_only_a_partial_mean() -> None:
     focus = [item("reward_bench_2", f"f{i}", "Focus", 4) for i in range(3)]
     math_items = [item("reward_bench_2", f"m{i}", "Math", 4) for i in range(2)]
     scores = {
@@ -214,20 +221,36 @@ def test_reward_bench_2_leaderboard_is_mean_of_present_subsets() -> None:
     assert by_name["Focus"] == pytest.approx(11 / 18)
     assert by_name["Math"] == pytest.approx(1 / 8)
     assert [s.subset for s in report.subsets] == ["Math", "Focus", "Ties"]  # leaderboard order
-    assert report.leaderboard == pytest.approx((11 / 18 + 1 / 8 + 0.5536552929) / 3)
+    assert report.leaderboard is None and report.headline is None
+    assert report.mean_of_present == pytest.approx((11 / 18 + 1 / 8 + 0.5536552929) / 3)
+    assert report.partial_headline == report.mean_of_present
     assert report.missing_subsets == ["Factuality", "Precise IF", "Safety"]
+    assert report.coverage.describe() == "3 of 6 subsets (missing: Factuality, Precise IF, Safety)"
+    summary = report.summary()
+    assert summary["leaderboard"] is None and summary["leaderboard_over_present"] == report.mean_of_present
     text = report.to_markdown()
     assert "| Focus | 3 | 0 | 61.11 |" in text
-    assert (
-        "Missing subsets (leaderboard is the mean of those present): Factuality, Precise IF, Safety." in text
-    )
+    assert "| **leaderboard: partial, 3 of 6 subsets (missing: Factuality, Precise IF, Safety)** |" in text
+    assert "| mean of present subsets (not the leaderboard score) |" in text
+    assert "**Partial:** 3 of 6 subsets" in text
+
+
+def test_reward_bench_2_with_all_six_subsets_has_the_leaderboard_score() -> None:
+    subsets = ["Factuality", "Precise IF", "Math", "Safety", "Focus"]
+    items = [item("reward_bench_2", f"{name}-0", name, 4) for name in subsets]
+    scores = {f"{name}-0": [5, 1, 1, 1] for name in subsets}  # each subset 1.0
+    report = score_benchmark("reward_bench_2", items + ties_items(), {**scores, **TIES_SCORES})
+    assert not report.coverage.is_partial
+    assert report.leaderboard == pytest.approx((5 + 0.5536552929) / 6) == report.headline
+    assert report.partial_headline is None and report.summary()["leaderboard"] == report.leaderboard
 
 
 def test_reward_bench_2_ties_without_pairs_has_no_score() -> None:
     report = score_benchmark("reward_bench_2", [ties_item("ref:1", 1, 2)], {"ref:1": [2, 1]})
     ties = report.subsets[0]
     assert ties.score is None and ties.ties is not None and ties.ties.pref is None
-    assert report.leaderboard is None
+    assert report.leaderboard is None and report.mean_of_present is None
+    assert "Ties" not in report.coverage.present  # a subset without a score is missing from the mean
 
 
 def test_reward_bench_2_rejects_bad_ties_ids_and_single_answer_tied_prompts() -> None:

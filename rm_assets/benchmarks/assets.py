@@ -13,6 +13,12 @@ lineage says exactly what each number used:
 Per-response scores go to DuckDB, summary metrics to the materialization's metadata, and a markdown
 report with a plot and the change since the model's previous report renders in the Dagster UI.
 `leaderboard` puts every evaluated model × every benchmark in one table.
+
+Items come from the benchmark's source (`DatasetSourceResource.benchmark_source`: configured
+`benchmark_files`, the hub in hub mode, or the bundled sample). JudgeBench has no bundled rows:
+materializing a judge_bench partition without a configured source fails with how to configure one.
+A report whose headline lacks some of its parts (`rm_rewards.benchmarks.reports`) has status
+`partial` and no `headline` in its metadata, only `partial_headline` and `headline_parts`.
 """
 
 import os
@@ -73,7 +79,11 @@ def _metadata_number(value):
 
 
 def _status_and_note(result, notes: list[str]) -> tuple[str, str]:
-    """'scored', or 'not_applicable' with the reasons when no item could be scored."""
+    """'scored'; 'partial' (with the parts) when the headline lacks some of its parts; or
+    'not_applicable' with the reasons when no item could be scored."""
+    if result.is_partial:
+        parts = f"partial {result.headline_metric}: {result.headline_coverage.describe()}"
+        return "partial", "; ".join([*notes, parts])
     if result.headline is None:
         reasons = "; ".join(f"{reason} ({n} items)" for reason, n in result.not_applicable_reasons.items())
         return "not_applicable", "; ".join([*notes, reasons or "no headline metric for this model"])
@@ -90,6 +100,7 @@ def _report(
     notes: list[str],
     items: int,
     usage: dict,
+    source: str,
     checkpoint_path: str | None = None,
 ) -> dg.MaterializeResult:
     """Store a result, render its report against the previous one, and describe it as metadata."""
@@ -113,6 +124,9 @@ def _report(
             **({"note": note} if note else {}),
             "headline_metric": result.headline_metric,
             **({"headline": round(result.headline, 4)} if result.headline is not None else {}),
+            **({"partial_headline": round(result.partial_headline, 4)} if result.partial_headline is not None else {}),
+            **({"headline_parts": result.headline_coverage.describe()} if result.headline_coverage else {}),
+            "benchmark_source": source,
             **{f"metric/{k}": _metadata_number(v) for k, v in summary.items() if v is not None},
             "items": items,
             "lineage": dg.MetadataValue.md(chain.to_markdown()),
@@ -132,10 +146,16 @@ def _dimensions(context: dg.AssetExecutionContext) -> dict[str, str]:
     return key.keys_by_dimension
 
 
-def _items(datasets: DatasetSourceResource, benchmark: str):
-    from rm_rewards.benchmarks import load_benchmark
+def _items(datasets: DatasetSourceResource, benchmark: str) -> tuple[list, str]:
+    """The benchmark's items and a one-line description of their source. No configured source
+    (JudgeBench by default) is an error saying how to configure one: never an empty report."""
+    from rm_rewards.benchmarks import NoBenchmarkSource
 
-    return load_benchmark(benchmark, source="hub" if datasets.mode == "hub" else "bundled")
+    try:
+        source = datasets.benchmark_source(benchmark)
+    except NoBenchmarkSource as problem:
+        raise NoBenchmarkSource(f"cannot report {benchmark}: {problem}") from None
+    return datasets.load_benchmark_items(benchmark), source.describe()
 
 
 @dg.asset(
@@ -144,7 +164,7 @@ def _items(datasets: DatasetSourceResource, benchmark: str):
     group_name="benchmarks",
     kinds={"duckdb"},
     code_version=code_version(*_BENCHMARK_CODE, "training.bt_scoring", "training.bt_trainer"),
-    description="A trained checkpoint scored on RM-Bench / RewardBench 2 / RMB exactly as each benchmark "
+    description="A trained checkpoint scored on RM-Bench / RewardBench 2 / RMB / JudgeBench exactly as each benchmark "
     "defines it; per-item scores, summary metrics and a report with the change since the previous one.",
 )
 def benchmark_reports(
@@ -164,13 +184,14 @@ def benchmark_reports(
     checkpoint = store.checkpoint(run_key)
     if checkpoint is None:
         raise ValueError(f"no trained checkpoint {run_key!r} in the warehouse: materialize rm_checkpoints first")
-    items = _items(datasets, benchmark)
+    items, source = _items(datasets, benchmark)
     model = CheckpointModel(run_id=run_key, path=checkpoint["path"])
     result = evaluate_model(
         benchmark, items, model, checkpoint_scorer=functools.partial(score_samples, checkpoint["path"])
     )
     return _report(context, "benchmark_reports", store, result, config=config, notes=[], items=len(items),
-                   usage={"checkpoint_run_id": checkpoint["run_id"]}, checkpoint_path=checkpoint["path"])
+                   usage={"checkpoint_run_id": checkpoint["run_id"]}, source=source,
+                   checkpoint_path=checkpoint["path"])
 
 
 @dg.asset(
@@ -198,16 +219,17 @@ def principles_benchmark_reports(
     principle_set = store.read_principle_set(dataset)
     if principle_set is None:
         raise ValueError(f"no principle set for {dataset!r}: materialize auto_principles for it first")
+    all_items, source = _items(datasets, benchmark)
     client = llm.get_client()
     before = client.stats.snapshot()
     model = PrinciplesModel(dataset=dataset)
     built = model.build(client, principle_set.scenario, principle_set.principles, principle_set_id=principle_set.id)
-    items = spread_subset(_items(datasets, benchmark), config.max_judge_items)
+    items = spread_subset(all_items, config.max_judge_items)
     result = evaluate(benchmark, items, built.judge, model_key=model.key)
     notes = [] if built.principles_source == "learned" else [f"principles: {built.principles_source}"]
     usage = {**built.metadata(), **(client.stats.snapshot() - before).as_metadata()}
     return _report(context, "principles_benchmark_reports", store, result, config=config, notes=notes,
-                   items=len(items), usage=usage)
+                   items=len(items), usage=usage, source=source)
 
 
 @dg.asset(
@@ -236,7 +258,7 @@ def baseline_benchmark_reports(
             "principle judges principles_benchmark_reports partitions"
         )
     store = warehouse.get_store()
-    items = _items(datasets, benchmark)
+    items, source = _items(datasets, benchmark)
     client = usage = None
     if model.is_llm:
         client = llm.get_client()
@@ -245,7 +267,7 @@ def baseline_benchmark_reports(
     result = evaluate_model(benchmark, items, model, client=client)
     usage = (client.stats.snapshot() - before).as_metadata() if client else {}
     return _report(context, "baseline_benchmark_reports", store, result, config=config, notes=[],
-                   items=len(items), usage=usage)
+                   items=len(items), usage=usage, source=source)
 
 
 REPORT_ASSETS = (benchmark_reports, principles_benchmark_reports, baseline_benchmark_reports)
@@ -259,18 +281,31 @@ REPORT_ASSETS = (benchmark_reports, principles_benchmark_reports, baseline_bench
     description="Every evaluated model × every benchmark, from each pair's latest report: one DuckDB table "
     "and one markdown table with a plot; models or benchmarks that do not apply show as such.",
 )
-def leaderboard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def leaderboard(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetSourceResource
+) -> dg.MaterializeResult:
     from rm_assets.partitions import BENCHMARKS
-    from rm_rewards.leaderboard import build_leaderboard, leaderboard_markdown
+    from rm_rewards.benchmarks.loaders import BUNDLED_FILES
+    from rm_rewards.leaderboard import build_leaderboard, leaderboard_benchmarks, leaderboard_markdown
 
     store = warehouse.get_store()
-    entries = build_leaderboard(store.latest_reports(), BENCHMARKS)
+    reports = store.latest_reports()
+    shown, left_out = leaderboard_benchmarks(reports, BENCHMARKS, always_shown=BUNDLED_FILES)
+    entries = build_leaderboard(reports, shown)
     frame = store.write_leaderboard(entries, context.run_id)
+    _, no_source = datasets.benchmark_sources(left_out)
+    reasons = {b: f"no report yet; {no_source.get(b, 'its source is configured, but nothing has been reported')}"
+               for b in left_out}
+    markdown = leaderboard_markdown(entries, shown)
+    if reasons:
+        markdown += "\n\nNot on the leaderboard:\n" + "\n".join(f"- {b}: {why}" for b, why in reasons.items())
     return dg.MaterializeResult(
         metadata=table_metadata(
             "leaderboard",
             frame,
             models=len({e.model_key for e in entries}),
-            leaderboard=dg.MetadataValue.md(leaderboard_markdown(entries, BENCHMARKS)),
+            benchmarks=", ".join(shown),
+            **({"benchmarks_left_out": dg.MetadataValue.json(reasons)} if reasons else {}),
+            leaderboard=dg.MetadataValue.md(markdown),
         )
     )

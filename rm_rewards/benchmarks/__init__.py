@@ -1,4 +1,5 @@
-"""Benchmarks: load RM-Bench, RewardBench 2 and RMB, and score them exactly as their own code does.
+"""Benchmarks: load RM-Bench, RewardBench 2, RMB and JudgeBench, and score them exactly as their own
+code does.
 
 items = load_benchmark("rm_bench")                     # bundled sample; source="hub" in production
 samples = items_to_samples(items)                      # for any reward's evaluate_batch
@@ -6,6 +7,9 @@ table = scores_from_results(items, reward.evaluate_batch(samples))
 report = score_benchmark("rm_bench", items, table)     # report.to_markdown(), report.summary()
 
 result = evaluate_model("rm_bench", items, RewardModel(reward="length_penalty"))  # or evaluate(...)
+
+JudgeBench ships no rows: `benchmark_source("judge_bench", files={"judge_bench": [path]})` (or
+mode="hub") says where they come from, and `NoBenchmarkSource` says how to configure one.
 
 Evaluated models and their keys (`model_keys`): `reward:<rule>`, `judge:<llm judge>`,
 `checkpoint:<run>`, `principles:<dataset>`; `model_from_key(key)` gives the spec back,
@@ -32,6 +36,9 @@ from rm_rewards.benchmarks.items import (
 )
 from rm_rewards.benchmarks.loaders import (
     BenchmarkFormatError,
+    BenchmarkSource,
+    NoBenchmarkSource,
+    benchmark_source,
     load_benchmark,
     load_bundled,
     load_files,
@@ -59,6 +66,9 @@ from rm_rewards.benchmarks.model_keys import (
 )
 from rm_rewards.benchmarks.reports import (
     BenchmarkReport,
+    HeadlineCoverage,
+    JudgeBenchGroupResult,
+    JudgeBenchReport,
     RewardBench2Report,
     RewardBench2SubsetResult,
     RMBenchDomainResult,
@@ -69,6 +79,7 @@ from rm_rewards.benchmarks.reports import (
 )
 from rm_rewards.benchmarks.scoring import (
     score_benchmark,
+    score_judge_bench,
     score_reward_bench_2,
     score_rm_bench,
     score_rmb,
@@ -83,13 +94,18 @@ __all__ = [
     "BenchmarkItem",
     "BenchmarkName",
     "BenchmarkReport",
+    "BenchmarkSource",
     "CheckpointModel",
     "ConsistencyReport",
     "EvaluatedModel",
     "EvaluationResult",
+    "HeadlineCoverage",
+    "JudgeBenchGroupResult",
+    "JudgeBenchReport",
     "JudgedPair",
     "ModelKey",
     "ModelKind",
+    "NoBenchmarkSource",
     "PrinciplesJudge",
     "PrinciplesModel",
     "PrinciplesSource",
@@ -104,6 +120,7 @@ __all__ = [
     "TiesDetail",
     "aevaluate",
     "aevaluate_model",
+    "benchmark_source",
     "checkpoint_key",
     "consistency_report",
     "evaluate",
@@ -122,6 +139,7 @@ __all__ = [
     "principles_key",
     "sample_id_for",
     "score_benchmark",
+    "score_judge_bench",
     "score_reward_bench_2",
     "score_rm_bench",
     "score_rmb",

@@ -63,11 +63,17 @@ from rm_rewards.benchmarks.pair_judging import (
     PairOrders,
     ajudge_items,
     judge_items,
-    pair_outcomes,
-    report_from_pair_outcomes,
+    report_from_verdicts,
     unsupported_reason,
 )
-from rm_rewards.benchmarks.reports import RewardBench2Report, RMBenchReport, RMBReport
+from rm_rewards.benchmarks.reports import (
+    BenchmarkReport,
+    HeadlineCoverage,
+    JudgeBenchReport,
+    RewardBench2Report,
+    RMBenchReport,
+    RMBReport,
+)
 from rm_rewards.benchmarks.scoring import score_benchmark
 from rm_rewards.kinds import DEFAULT_MAX_CONCURRENCY, PairwiseReward, Reward, describe_error
 from rm_rewards.schema import RewardResult, Sample
@@ -84,6 +90,7 @@ HEADLINE_METRICS: dict[str, str] = {
     "reward_bench_2": "leaderboard",
     "rmb_pairwise": "accuracy",
     "rmb_bon": "accuracy",
+    "judge_bench": "accuracy",
 }
 NOT_APPLICABLE = "the reward does not apply to this item (applies_to is false)"
 
@@ -113,7 +120,9 @@ class EvaluationTimings(BaseModel):
     items_per_s: float | None  # items judged per second of scoring (not-applicable items excluded)
 
 
-ReportModel = Annotated[RMBenchReport | RewardBench2Report | RMBReport, Field(discriminator="benchmark")]
+ReportModel = Annotated[
+    RMBenchReport | RewardBench2Report | RMBReport | JudgeBenchReport, Field(discriminator="benchmark")
+]
 
 
 class EvaluationResult(BaseModel):
@@ -147,10 +156,26 @@ class EvaluationResult(BaseModel):
 
     @property
     def headline(self) -> float | None:
+        """The benchmark's official headline; None when nothing applied or the report is partial."""
         return None if self.report is None else self.report.headline
 
     @property
+    def headline_coverage(self) -> HeadlineCoverage | None:
+        """Which parts of the headline the report has (None when nothing applied)."""
+        return None if self.report is None else self.report.coverage
+
+    @property
+    def is_partial(self) -> bool:
+        return self.report is not None and self.report.coverage.is_partial
+
+    @property
+    def partial_headline(self) -> float | None:
+        """The headline's value over the parts present, when the report is partial."""
+        return None if self.report is None else self.report.partial_headline
+
+    @property
     def coverage(self) -> float:
+        """The share of items evaluated (the rest were not applicable)."""
         return self.n_evaluated / self.n_items if self.n_items else 0.0
 
     def summary(self) -> dict[str, float | int | None]:
@@ -241,7 +266,7 @@ class _Run:
             return None
 
     def finish(
-        self, scored_at: float, report: RMBenchReport | RewardBench2Report | RMBReport | None, **parts: Any
+        self, scored_at: float, report: BenchmarkReport | None, **parts: Any
     ) -> EvaluationResult:
         scoring_s = scored_at - self.started
         evaluated = len(self.evaluated)
@@ -280,7 +305,7 @@ class _Run:
         rows = _rows(self.items, judgements, self.not_applicable)
         return self.finish(scored_at, report, method="scores", scores=rows)
 
-    def from_verdicts(self, verdicts: list[JudgedPair]) -> EvaluationResult:
+    def from_verdicts(self, verdicts: list[JudgedPair], orders: PairOrders) -> EvaluationResult:
         scored_at = time.perf_counter()
         verdicts = [
             v.model_copy(update={"winner": None, "error": self.check_errors[v.item_id]})
@@ -288,10 +313,7 @@ class _Run:
             else v
             for v in verdicts
         ]
-        outcomes = pair_outcomes(self.evaluated, verdicts)
-        report = (
-            report_from_pair_outcomes(self.benchmark, self.evaluated, outcomes) if self.evaluated else None
-        )
+        report = report_from_verdicts(self.benchmark, self.evaluated, verdicts, orders) if self.evaluated else None
         consistency = consistency_report(verdicts) if verdicts else None
         return self.finish(
             scored_at, report, method="pair_verdicts", verdicts=verdicts, consistency=consistency
@@ -393,7 +415,7 @@ def evaluate(
     checkpoint that will not load) propagates: the evaluation did not happen."""
     run = _Run(benchmark, items, scorer, model_key)
     if isinstance(scorer, PairwiseReward):
-        return run.from_verdicts(judge_items(scorer, run.evaluated, pair_orders, max_concurrency))
+        return run.from_verdicts(judge_items(scorer, run.evaluated, pair_orders, max_concurrency), pair_orders)
     if isinstance(scorer, Reward):
         return run.from_reward_results(scorer.evaluate_batch(run.samples, max_concurrency=max_concurrency))
     return run.from_sample_scores(scorer(run.samples))
@@ -412,7 +434,7 @@ async def aevaluate(
     flight); sync rewards and sample scorers run in a worker thread so the loop stays free."""
     run = _Run(benchmark, items, scorer, model_key)
     if isinstance(scorer, PairwiseReward):
-        return run.from_verdicts(await ajudge_items(scorer, run.evaluated, pair_orders, max_concurrency))
+        return run.from_verdicts(await ajudge_items(scorer, run.evaluated, pair_orders, max_concurrency), pair_orders)
     if isinstance(scorer, Reward) and scorer.is_async:
         return run.from_reward_results(
             await scorer.aevaluate_batch(run.samples, max_concurrency=max_concurrency)

@@ -10,6 +10,9 @@ the scoring rules index into that order:
 | `reward_bench_2` | chosen then rejected, as in the row                    | num_correct |
 | `rmb_pairwise`   | chosen, reject                                         | 1           |
 | `rmb_bon`        | bon_best, then loser_list                              | 1           |
+| `judge_bench`    | the labelled better response, then the other           | 1           |
+
+(JudgeBench's own A/B order is kept in the item's metadata, `a_index`: which response was A.)
 
 A score table (`ScoreTable`) maps an item id to one score per response in that same order; a
 None score is a failed or unparseable judgement and always counts as wrong.
@@ -26,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
 
-BenchmarkName = Literal["rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon"]
-BENCHMARK_NAMES: tuple[str, ...] = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon")
+BenchmarkName = Literal["rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon", "judge_bench"]
+BENCHMARK_NAMES: tuple[str, ...] = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon", "judge_bench")
 
 # item id -> one score per response (item order); None = the judgement failed.
 ScoreTable = Mapping[str, Sequence[float | None]]
@@ -37,8 +40,9 @@ class BenchmarkItem(BaseModel):
     """One benchmark prompt with its candidate responses, correct ones first.
 
     `domain` is what the benchmark reports by: the RM-Bench domain (from the file name, e.g.
-    "safety-refuse"), the RewardBench 2 subset (e.g. "Ties"), or the RMB category path without its
-    `Pairwise_set/` / `BoN_set/` prefix (e.g. "Helpfulness/Chat/Discussion").
+    "safety-refuse"), the RewardBench 2 subset (e.g. "Ties"), the RMB category path without its
+    `Pairwise_set/` / `BoN_set/` prefix (e.g. "Helpfulness/Chat/Discussion"), or the JudgeBench
+    category its `source` starts with (e.g. "mmlu-pro" for "mmlu-pro-physics").
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -1,23 +1,33 @@
-"""Load RM-Bench, RewardBench 2 and RMB in their own formats into `BenchmarkItem`s.
+"""Load RM-Bench, RewardBench 2, RMB and JudgeBench in their own formats into `BenchmarkItem`s.
 
 Three sources, one parser per benchmark:
 
-- bundled samples in the package (`load_bundled`), the default and what tests use;
+- bundled samples in the package (`load_bundled`), the default and what tests use (JudgeBench has
+  none: its rows are not bundled);
 - local files in the benchmark's own format (`load_files`): JSON Lines, a JSON array (as in the
   benchmarks' repositories: RM-Bench `data/*_filtered.json`, RMB `RMB_dataset/**/*.json`) or
   parquet, read by `rm_rewards.datasets.sources.read_rows_file`;
 - the Hugging Face hub (`load_from_hub`), through `datasets.load_dataset`, imported only there.
 
 A malformed row raises `BenchmarkFormatError` naming the file (or hub id), the row and the field.
+
+Which source a benchmark uses is a `BenchmarkSource` (`benchmark_source(name, mode=..., files=...)`):
+files configured for it, else the hub in hub mode, else its bundled sample. A benchmark with none
+of these (JudgeBench by default; RMB in hub mode, which has no hub dataset) has no source:
+`benchmark_source` raises `NoBenchmarkSource` saying how to configure one, and callers that plan
+runs (`rmforge run`, the schedules) skip it with that reason. Never a silent fallback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from rm_rewards.benchmarks.items import BENCHMARK_NAMES, BenchmarkItem, BenchmarkName
+from rm_rewards.benchmarks.judge_bench import category_of
 from rm_rewards.bundled import bundled_path
 from rm_rewards.datasets.sources import read_rows_file
 from rm_rewards.schema import ChatMessage
@@ -43,7 +53,10 @@ HUB_DEFAULTS: dict[str, tuple[str, str] | None] = {
     "reward_bench_2": ("allenai/reward-bench-2", "test"),
     "rmb_pairwise": None,
     "rmb_bon": None,
+    # JudgeBench's two splits by response model (GPT-4o: 350 pairs, Claude-3.5-Sonnet: 270).
+    "judge_bench": ("ScalerLab/JudgeBench", "gpt+claude"),
 }
+JUDGE_BENCH_LABELS = ("A>B", "B>A")
 
 DatasetLoader = Callable[..., Iterable[dict[str, Any]]]
 
@@ -219,11 +232,36 @@ def _rmb_bon_item(row: _Row, domain: str | None) -> BenchmarkItem:
     )
 
 
+def _judge_bench_item(row: _Row, domain: str | None) -> BenchmarkItem:
+    label = row.text("label")
+    if label not in JUDGE_BENCH_LABELS:
+        raise row.fail("label", f"expected one of {JUDGE_BENCH_LABELS}, got {label!r}")
+    response_a, response_b = row.text("response_A"), row.text("response_B")
+    source = row.text("source")
+    a_index = 0 if label == "A>B" else 1  # responses are stored correct first
+    return BenchmarkItem(
+        benchmark="judge_bench",
+        id=row.identifier("pair_id"),
+        domain=category_of(source),
+        input=[ChatMessage(role="user", content=row.text("question"))],
+        responses=[response_a, response_b] if a_index == 0 else [response_b, response_a],
+        n_correct=1,
+        metadata={
+            "label": label,
+            "a_index": a_index,
+            "source": source,
+            "original_id": row.identifier("original_id"),
+            "response_model": row.text("response_model"),
+        },
+    )
+
+
 _PARSERS: dict[str, Callable[[_Row, str | None], BenchmarkItem]] = {
     "rm_bench": _rm_bench_item,
     "reward_bench_2": _reward_bench_2_item,
     "rmb_pairwise": _rmb_pairwise_item,
     "rmb_bon": _rmb_bon_item,
+    "judge_bench": _judge_bench_item,
 }
 
 
@@ -280,7 +318,10 @@ def load_files(name: str, paths: Sequence[str | Path]) -> list[BenchmarkItem]:
 
 def load_bundled(name: str) -> list[BenchmarkItem]:
     """The sample of the benchmark bundled with the package (RM-Bench: no math domain)."""
-    return load_files(name, [bundled_path(*parts) for parts in BUNDLED_FILES[_check_name(name)]])
+    name = _check_name(name)
+    if name not in BUNDLED_FILES:
+        raise NoBenchmarkSource(f"{name} has no bundled rows; {HOW_TO_CONFIGURE.format(name=name)}")
+    return load_files(name, [bundled_path(*parts) for parts in BUNDLED_FILES[name]])
 
 
 def load_from_hub(
@@ -295,6 +336,7 @@ def load_from_hub(
 
     `dataset_loader` replaces `datasets.load_dataset` (tests pass one that reads a local file).
     RM-Bench rows from the hub must carry their `domain` field (its `total_dataset.json` does).
+    A split "a+b" loads each split in turn (JudgeBench's default: both response-model splits).
     """
     name = _check_name(name)
     default = HUB_DEFAULTS[name]
@@ -308,8 +350,11 @@ def load_from_hub(
         from datasets import load_dataset  # heavy; only the hub path needs it
 
         dataset_loader = load_dataset
-    rows = dataset_loader(repo_id, split=split, **load_kwargs)
-    return _unique(parse_rows(name, rows, origin=f"{repo_id} [{split}]"))
+    items: list[BenchmarkItem] = []
+    for part in split.split("+"):
+        rows = dataset_loader(repo_id, split=part, **load_kwargs)
+        items.extend(parse_rows(name, rows, origin=f"{repo_id} [{part}]"))
+    return _unique(items)
 
 
 def load_benchmark(name: str, source: str = "bundled", **kwargs: Any) -> list[BenchmarkItem]:
@@ -321,3 +366,67 @@ def load_benchmark(name: str, source: str = "bundled", **kwargs: Any) -> list[Be
     if source == "files":
         return load_files(name, **kwargs)
     raise ValueError(f"unknown source {source!r}; expected 'bundled', 'hub' or 'files'")
+
+
+# --- which source a benchmark uses ---------------------------------------------------------------
+
+FILES_HINT = (
+    "give it a local file in its own format (DatasetSourceResource config "
+    "benchmark_files: {{{name}: [path/to/{name}.jsonl]}})"
+)
+HOW_TO_CONFIGURE = FILES_HINT + " or use the hub (DatasetSourceResource mode: hub)"
+
+
+class NoBenchmarkSource(ValueError):
+    """A benchmark with no configured source (nothing bundled, no files, no hub in this mode)."""
+
+
+class BenchmarkSource(BaseModel):
+    """Where one benchmark's items come from: bundled sample, local files or the hub."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    benchmark: BenchmarkName
+    kind: Literal["bundled", "files", "hub"]
+    paths: tuple[str, ...] = ()
+    repo_id: str | None = None
+    split: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "files":
+            return f"files: {', '.join(self.paths)}"
+        if self.kind == "hub":
+            return f"hub: {self.repo_id} [{self.split}]"
+        return "bundled: " + ", ".join("/".join(parts) for parts in BUNDLED_FILES[self.benchmark])
+
+    def load(self, **hub_kwargs: Any) -> list[BenchmarkItem]:
+        if self.kind == "files":
+            return load_files(self.benchmark, self.paths)
+        if self.kind == "hub":
+            return load_from_hub(self.benchmark, self.repo_id, self.split, **hub_kwargs)
+        return load_bundled(self.benchmark)
+
+
+def benchmark_source(
+    name: str, *, mode: str = "bundled", files: Mapping[str, Sequence[str]] | None = None
+) -> BenchmarkSource:
+    """The source of `name`: its configured files, else the hub when mode is "hub", else its
+    bundled sample (modes "bundled" and "local"; "local" is about datasets, not benchmarks).
+    Raises `NoBenchmarkSource`, with how to configure one, when there is none."""
+    name = _check_name(name)
+    unknown = sorted(set(files or {}) - set(BENCHMARK_NAMES))
+    if unknown:
+        raise ValueError(f"benchmark_files for unknown benchmarks {unknown}; expected some of {BENCHMARK_NAMES}")
+    paths = tuple(str(p) for p in (files or {}).get(name, ()))
+    if paths:
+        return BenchmarkSource(benchmark=name, kind="files", paths=paths)
+    if mode == "hub":
+        default = HUB_DEFAULTS[name]
+        if default is None:
+            raise NoBenchmarkSource(
+                f"{name} has no hub dataset (its authors publish on GitHub only); {FILES_HINT.format(name=name)}"
+            )
+        return BenchmarkSource(benchmark=name, kind="hub", repo_id=default[0], split=default[1])
+    if name in BUNDLED_FILES:
+        return BenchmarkSource(benchmark=name, kind="bundled")
+    raise NoBenchmarkSource(f"{name} has no bundled rows; {HOW_TO_CONFIGURE.format(name=name)}")

@@ -16,7 +16,10 @@ both orders, and the benchmark is scored from the verdicts:
   own rule scores exactly (correct response 1.0; an incorrect one 0.0 when the correct beat it,
   2.0 when it did not, None when the verdict failed), then `score_benchmark` does the rest;
 - RewardBench 2 Ties is not supported: its score is built from score margins and spreads, which
-  verdicts do not have. Ties items are reported as not applicable (`unsupported_reason`).
+  verdicts do not have. Ties items are reported as not applicable (`unsupported_reason`);
+- JudgeBench asks its pair as JudgeBench does, (A, B) then (B, A) in the row's own A/B order, and
+  scores the verdicts with its own rule (`judge_bench.report_from_verdicts`: decisions summed, a
+  failed or tied verdict adds 0), not with "every order must name the correct response".
 
 Every verdict is also kept as a `JudgedPair`, so `consistency_report` can count position flips.
 """
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Literal
 
+from rm_rewards.benchmarks import judge_bench
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.items import BenchmarkItem, item_to_sample
 from rm_rewards.benchmarks.reports import BenchmarkReport, RMBenchDomainResult, RMBenchReport
@@ -64,7 +68,12 @@ def pairs_for_item(item: BenchmarkItem) -> list[tuple[int, int]]:
 
 
 def _questions(item: BenchmarkItem, orders: PairOrders) -> list[tuple[int, int]]:
-    """(first, second) as shown to the judge: correct first, then (both orders) the swap."""
+    """(first, second) as shown to the judge: correct first (JudgeBench: its response_A first), then
+    (both orders) the swap."""
+    if item.benchmark == "judge_bench":
+        a = judge_bench.a_index(item)
+        pairs = [(a, 1 - a)]
+        return pairs + [(1 - a, a)] if orders == "both" else pairs
     pairs = pairs_for_item(item)
     return pairs + [(r, c) for c, r in pairs] if orders == "both" else pairs
 
@@ -192,3 +201,14 @@ def report_from_pair_outcomes(
         return _rm_bench_report(items, table)
     scores = {item.id: encode_as_scores(item, table[item.id]) for item in items}
     return score_benchmark(benchmark, items, scores)
+
+
+def report_from_verdicts(
+    benchmark: str, items: Sequence[BenchmarkItem], verdicts: Sequence[JudgedPair], orders: PairOrders
+) -> BenchmarkReport:
+    """The benchmark's report from a pairwise judge's verdicts on supported items."""
+    if benchmark == "judge_bench":
+        if not items:
+            raise ValueError("judge_bench: no items to score")
+        return judge_bench.report_from_verdicts(items, verdicts, reverse_order=orders == "both")
+    return report_from_pair_outcomes(benchmark, items, pair_outcomes(items, verdicts))

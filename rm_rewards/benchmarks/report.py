@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rm_rewards.benchmarks.evaluate import EvaluationResult
 from rm_rewards.benchmarks.reports import (
+    JudgeBenchReport,
     RewardBench2Report,
     RMBenchReport,
     RMBReport,
@@ -137,8 +138,9 @@ def delta_table(previous_summary: Summary, current_summary: Summary) -> str:
 def bar_series(result: EvaluationResult) -> tuple[str, list[str], dict[str, list[float | None]]]:
     """What the chart shows: a title, one label per bar group, and one value list per series."""
     report = result.report
+    partial = report is not None and report.coverage.is_partial
     if isinstance(report, RMBenchReport):
-        labels = [d.domain for d in report.domains] + ["overall"]
+        labels = [d.domain for d in report.domains] + ["overall of present (partial)" if partial else "overall"]
         return (
             "RM-Bench accuracy by domain",
             labels,
@@ -149,19 +151,25 @@ def bar_series(result: EvaluationResult) -> tuple[str, list[str], dict[str, list
             },
         )
     if isinstance(report, RewardBench2Report):
-        labels = [s.subset for s in report.subsets] + ["leaderboard"]
+        labels = [s.subset for s in report.subsets] + ["mean of present (partial)" if partial else "leaderboard"]
         return (
             "RewardBench 2 score by subset",
             labels,
-            {"score": [s.score for s in report.subsets] + [report.leaderboard]},
+            {"score": [s.score for s in report.subsets] + [report.mean_of_present]},
         )
     if isinstance(report, RMBReport):
         groups = report.scenarios if len(report.scenarios) <= _MAX_BARS else report.categories
         title = "RMB pairwise" if report.benchmark == "rmb_pairwise" else "RMB best-of-N"
         return (
             f"{title} accuracy by {'scenario' if groups is report.scenarios else 'category'}",
-            ([g.group for g in groups] + ["all"]),
+            ([g.group for g in groups] + ["all (partial)" if partial else "all"]),
             {"accuracy": [g.accuracy for g in groups] + [report.accuracy]},
+        )
+    if isinstance(report, JudgeBenchReport):
+        return (
+            "JudgeBench accuracy by category",
+            [c.group for c in report.categories] + ["overall (partial)" if partial else "overall"],
+            {"accuracy": [c.accuracy for c in report.categories] + [report.accuracy]},
         )
     raise ValueError(f"{result.model_key} on {result.benchmark}: no report to plot (no item applied)")
 
@@ -218,6 +226,9 @@ def png_data_uri(png: bytes) -> str:
 def _header(result: EvaluationResult) -> list[str]:
     headline = result.headline
     value = "n/a (no item applied)" if headline is None else f"{fmt_pct(headline)}%"
+    if result.is_partial:
+        value = (f"partial, {result.headline_coverage.describe()}; no {result.headline_metric} "
+                 f"(over the parts present: {fmt_pct(result.partial_headline)}%)")
     lines = [
         f"# {result.benchmark}: {result.model_key}",
         f"**{result.headline_metric}: {value}** over {result.n_evaluated} of {result.n_items} items"

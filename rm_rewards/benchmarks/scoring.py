@@ -11,6 +11,11 @@ shrink the denominator) and never replaced by a default (which could make it rig
   Ties `process_single_model`): 1/k credit, and the weighted Ties score.
 - RMB (Zhou-Zoey/RMB-Reward-Model-Benchmark `my_run_rm.py`): accuracy of chosen > reject (strict);
   best-of-N counts an item only when bon_best beats every loser strictly.
+- JudgeBench (ScalerLab/JudgeBench `utils/metrics.py`): see `judge_bench` (both orders from the
+  scores, decisions summed; a failed judgement adds 0 rather than counting wrong).
+
+Every report says which parts of its headline are present (`HeadlineCoverage`, see `reports`): a
+headline whose parts are missing is partial, never reported under the official name.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import math
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
+from rm_rewards.benchmarks import judge_bench
 from rm_rewards.benchmarks.items import BenchmarkItem, ScoreTable, clean_score
 from rm_rewards.benchmarks.reports import (
     BenchmarkReport,
+    HeadlineCoverage,
     RewardBench2Report,
     RewardBench2SubsetResult,
     RMBenchDomainResult,
@@ -34,6 +41,10 @@ from rm_rewards.benchmarks.reports import (
 Scores = list[float | None]
 
 RM_BENCH_REPORT_DOMAINS = ("chat", "math", "code", "safety")
+# A report domain is complete only with all its source domains (safety pools two files).
+RM_BENCH_SOURCE_DOMAINS = {"chat": ("chat",), "math": ("math",), "code": ("code",),
+                           "safety": ("safety-refuse", "safety-response")}
+RMB_GOALS = ("Helpfulness", "Harmlessness")
 REWARD_BENCH_2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 TIES_WEIGHTS = {"tied_accuracy": 0.30, "ref_accuracy": 0.30, "pref": 0.20, "pref_hard": 0.20, "margin": 0.01}
 
@@ -138,13 +149,22 @@ def rm_bench_report(
         set(by_domain) - set(RM_BENCH_REPORT_DOMAINS)
     )
     domains = [score_domain(d, by_domain[d]) for d in order]
+    source_domains = {item.domain for item in items}
+    coverage = HeadlineCoverage(
+        part="domain",
+        required=list(RM_BENCH_REPORT_DOMAINS),
+        present=[d for d in RM_BENCH_REPORT_DOMAINS if set(RM_BENCH_SOURCE_DOMAINS[d]) <= source_domains],
+    )
+    total = fmean(d.average for d in domains)
     return RMBenchReport(
         domains=domains,
         missing_domains=[d for d in RM_BENCH_REPORT_DOMAINS if d not in by_domain],
         hard=fmean(d.hard for d in domains),
         normal=fmean(d.normal for d in domains),
         easy=fmean(d.easy for d in domains),
-        total=fmean(d.average for d in domains),
+        total=None if coverage.is_partial else total,
+        total_of_present=total,
+        coverage=coverage,
         **counts,
     )
 
@@ -265,11 +285,20 @@ def score_reward_bench_2(items: Sequence[BenchmarkItem], scores: ScoreTable) -> 
             RewardBench2SubsetResult(subset=subset, score=score, ties=ties, **table.counts(subset_items))
         )
     on_board = [r.score for r in results if r.subset in REWARD_BENCH_2_SUBSETS and r.score is not None]
+    # A subset without a score (Ties with no ref/tied pair) is as missing from the mean as an absent one.
+    coverage = HeadlineCoverage(
+        part="subset",
+        required=list(REWARD_BENCH_2_SUBSETS),
+        present=[r.subset for r in results if r.subset in REWARD_BENCH_2_SUBSETS and r.score is not None],
+    )
+    mean = fmean(on_board) if on_board else None
     return RewardBench2Report(
         subsets=results,
         missing_subsets=[s for s in REWARD_BENCH_2_SUBSETS if s not in by_subset],
         extra_subsets=[r.subset for r in results if r.subset not in REWARD_BENCH_2_SUBSETS],
-        leaderboard=fmean(on_board) if on_board else None,
+        leaderboard=None if coverage.is_partial else mean,
+        mean_of_present=mean,
+        coverage=coverage,
         **table.counts(items),
     )
 
@@ -306,8 +335,23 @@ def score_rmb(name: str, items: Sequence[BenchmarkItem], scores: ScoreTable) -> 
         accuracy=overall.accuracy,
         categories=[_rmb_group(c, categories[c], table) for c in sorted(categories)],
         scenarios=[_rmb_group(s, scenarios[s], table) for s in sorted(scenarios)],
+        coverage=HeadlineCoverage(part="goal", required=list(RMB_GOALS),
+                                  present=[g for g in RMB_GOALS if g in categories]),
         **table.counts(items),
     )
+
+
+# --- JudgeBench ----------------------------------------------------------------------------------
+
+
+def score_judge_bench(items: Sequence[BenchmarkItem], scores: ScoreTable) -> BenchmarkReport:
+    """JudgeBench from one score per response: both orders, `A>B` iff score_A > score_B."""
+    _check_items("judge_bench", items)
+    odd = [item.id for item in items if len(item.responses) != 2]
+    if odd:
+        raise ValueError(f"judge_bench: items {odd[:3]} do not have exactly two responses")
+    table = _Table(items, scores)
+    return judge_bench.report_from_scores(items, table.rows, table.missing)
 
 
 # --- one entry point -----------------------------------------------------------------------------
@@ -321,4 +365,6 @@ def score_benchmark(name: str, items: Sequence[BenchmarkItem], scores: ScoreTabl
         return score_reward_bench_2(items, scores)
     if name in ("rmb_pairwise", "rmb_bon"):
         return score_rmb(name, items, scores)
+    if name == "judge_bench":
+        return score_judge_bench(items, scores)
     raise ValueError(f"unknown benchmark {name!r}")
