@@ -420,6 +420,7 @@ def _paths(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from dagster_project.audit_cli import add_audit_parser
+    from dagster_project.serve_cli import add_serve_parser
 
     parser = argparse.ArgumentParser(prog="rmforge", description="Reward models as Dagster assets.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -448,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     add_audit_parser(commands)
+    add_serve_parser(commands)
 
     datasets = commands.add_parser("datasets", help="the project's datasets (built in and from the datasets file)")
     datasets.set_defaults(handler=_datasets)
