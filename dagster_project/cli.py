@@ -29,6 +29,18 @@ def _rewards_list(args: argparse.Namespace) -> int:
     from rm_rewards import registry
 
     rows = registry.specs(tag=args.tag, is_llm={"rule": False, "llm": True}.get(args.source))
+    if args.rm_gallery:
+        from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES, RM_GALLERY_VERSION, format_rm_gallery_table
+
+        selected = {s.name for s in rows}
+        filtered = args.tag is not None or args.source is not None
+        # With --tag/--source, the names whose rmforge reward is selected (unsupported ones have none).
+        entries = [e for e in RM_GALLERY_NAMES.values() if not filtered or e.rmforge in selected]
+        print(format_rm_gallery_table(entries))
+        unsupported = sum(not e.supported for e in entries)
+        print(f"\n{len(entries)} RM-Gallery {RM_GALLERY_VERSION} reward names: "
+              f"{len(entries) - unsupported} resolve to an rmforge reward, {unsupported} unsupported")
+        return 0
     print(registry.format_table(rows))
     print(f"\n{len(rows)} rewards")
     return 0
@@ -430,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = rewards_commands.add_parser("list", help="print every registered reward")
     listing.add_argument("--tag", help="only rewards with this area tag")
     listing.add_argument("--source", choices=["rule", "llm"], help="only rule-based or LLM rewards")
+    listing.add_argument("--rm-gallery", action="store_true",
+                         help="RM-Gallery's reward names, the rmforge reward each resolves to, and how they differ")
     listing.set_defaults(handler=_rewards_list)
 
     run = commands.add_parser("run", help="the whole chain for every (or the given) dataset partition")

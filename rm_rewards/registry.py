@@ -86,22 +86,56 @@ def _load_builtins() -> None:
         _loaded = True
 
 
-def spec(name: str) -> RewardSpec:
+def resolve_name(name: str) -> str:
+    """The registered name `name` stands for: itself, or the rmforge equivalent of an RM-Gallery
+    registry name (`rm_rewards.rm_gallery_names`). KeyError for an unknown name, and for an
+    RM-Gallery name without an equivalent (the message says why)."""
     _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+    if name in _REGISTRY:
+        return name
+    from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES
+
+    entry = RM_GALLERY_NAMES.get(name)
+    if entry is None:
         known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"no reward named {name!r}; known rewards: {known}") from None
+        raise KeyError(f"no reward named {name!r}; known rewards: {known}")
+    if entry.rmforge is None:
+        raise KeyError(f"RM-Gallery reward {name!r} has no rmforge equivalent: {entry.note}")
+    return entry.rmforge
+
+
+def _alias_params(name: str) -> dict:
+    """The parameters an RM-Gallery name implies (e.g. require_think for reasoning_tool_call_format)."""
+    if name in _REGISTRY:
+        return {}
+    from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES
+
+    return dict(RM_GALLERY_NAMES[name].params)
+
+
+def spec(name: str) -> RewardSpec:
+    """The reward registered as `name`. Registered names only, so that names stored with scores
+    and in model keys stay canonical: an RM-Gallery name gets a KeyError naming its equivalent
+    (`get` and `resolve_name` accept those names)."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        target = resolve_name(name)  # raises for unknown and unsupported names
+        raise KeyError(f"no reward named {name!r}: it is RM-Gallery's name for {target!r}; use {target!r}")
+    return _REGISTRY[name]
 
 
 def get(name: str, **params) -> Reward:
     """A ready instance of the registered reward `name`, configured with `params`.
 
-    Bad parameters raise a ValueError (a pydantic ValidationError is one) that names the reward,
-    each bad parameter and the parameters it accepts.
+    An RM-Gallery registry name gives its rmforge equivalent, named as registered here (so scores
+    are stored under the rmforge name), with the parameters the mapping sets (yours override
+    them). Bad parameters raise a ValueError (a
+    pydantic ValidationError is one) that names the reward, each bad parameter and the
+    parameters it accepts.
     """
-    reward_spec = spec(name)
+    reward_spec = spec(resolve_name(name))
+    params = {**_alias_params(name), **params}
+    name = reward_spec.name
     try:
         reward = reward_spec.cls(**params)
     except ValidationError as exc:

@@ -26,6 +26,32 @@ def test_rewards_list_filters(capsys):
     assert "code_execution" in out and "helpfulness_pointwise" not in out and "token_f1" not in out
 
 
+def test_rewards_list_rm_gallery_shows_every_name_its_reward_and_the_differences(capsys):
+    from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES
+
+    assert main(["rewards", "list", "--rm-gallery"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["RM-Gallery", "name", "rmforge", "reward", "differences"]
+    for entry in RM_GALLERY_NAMES.values():
+        line = next(line for line in lines if line.startswith(entry.name + " "))
+        assert line.split()[1].startswith(entry.rmforge or "(unsupported)") and line.endswith(entry.note)
+    assert "reasoning_tool_call_format" in out and "tool_call_format(require_think=True)" in out
+    reasoning = next(line for line in lines if line.startswith("reasoning_format "))
+    assert "strict" in reasoning
+    assert "[-0.5, 1]" in next(line for line in lines if line.startswith("code_syntax_check "))
+    assert "Detoxify" in next(line for line in lines if line.startswith("detoxify_reward "))
+    assert f"{len(RM_GALLERY_NAMES)} RM-Gallery 0.1.7 reward names: {len(RM_GALLERY_NAMES)} resolve" in out
+
+
+def test_rewards_list_rm_gallery_filters_by_the_rmforge_reward(capsys):
+    assert main(["rewards", "list", "--rm-gallery", "--source", "rule", "--tag", "code"]) == 0
+    out = capsys.readouterr().out
+    names = [line.split()[0] for line in out.splitlines()[1:] if line.strip() and not line[0].isdigit()]
+    assert names == ["code_execution", "code_patch_similarity", "code_style", "code_syntax_check"]
+    assert "4 RM-Gallery 0.1.7 reward names: 4 resolve to an rmforge reward, 0 unsupported" in out
+
+
 def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "dagster_project.cli", "rewards", "list", "--source", "llm"],
                           capture_output=True, text=True, timeout=120)
