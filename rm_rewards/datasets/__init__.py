@@ -5,7 +5,9 @@ The public entry points live in `rm_rewards.converters` (`convert_rows`, `Conver
 
 - `quarantine`: `RowError`, `QuarantinedRow`, `ConversionResult` and the checked field readers;
 - `keys`: content-derived sample ids and the hash-based train/test split;
-- `helpsteer2`, `hh_rlhf`: the per-dataset converters;
+- `samples`: building pointwise, listwise and A/B-swapped pair samples the same way everywhere;
+- `messages`: chat messages inside rows ({role, content} lists, prompt checks, shared context);
+- `helpsteer2`, `hh_rlhf`, `helpsteer3`, `trl`, `rm_gallery`: the per-format converters;
 - `helpsteer2_restore`: NeMo-Aligner's templated HelpSteer2 rows back to the hub's schema;
 - `sources`: the known datasets and reading their rows (bundled files, local files, the hub).
 

@@ -20,14 +20,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rm_rewards.datasets.keys import check_test_fraction, content_digest, conversation_key
-from rm_rewards.datasets.quarantine import ConversionResult, RowError, read_rows, require_field, require_text
-from rm_rewards.datasets.samples import assistant_response, swapped_pair_samples
-from rm_rewards.schema import ChatMessage
+from rm_rewards.datasets.keys import content_digest, conversation_key
+from rm_rewards.datasets.messages import check_pair, parse_messages, split_shared_context
+from rm_rewards.datasets.quarantine import (
+    ConversionResult,
+    RowError,
+    convert_each_row,
+    require_field,
+    require_text,
+)
+from rm_rewards.datasets.samples import chosen_rejected_samples
+from rm_rewards.schema import ChatMessage, Sample
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 _SPEAKER_ROLES = {"Human": "user", "Assistant": "assistant"}
-_MESSAGE_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "system": "system"}
 
 
 @dataclass(frozen=True)
@@ -52,23 +58,6 @@ def parse_dialogue(dialogue: str, field: str) -> list[ChatMessage]:
     ]
 
 
-def parse_messages(messages: list[Any], field: str) -> list[ChatMessage]:
-    """A list of {role, content} turns (conversational schema) as chat messages."""
-    parsed = []
-    for index, message in enumerate(messages):
-        path = f"{field}[{index}]"
-        if not isinstance(message, Mapping):
-            raise RowError(path, f"expected an object with role and content, got {type(message).__name__}")
-        role = require_field(message, "role", f"{path}.role")
-        if role not in _MESSAGE_ROLES:
-            raise RowError(f"{path}.role", f"unknown role {role!r}")
-        content = require_field(message, "content", f"{path}.content")
-        if not isinstance(content, str):
-            raise RowError(f"{path}.content", f"expected a string, got {type(content).__name__}")
-        parsed.append(ChatMessage(role=_MESSAGE_ROLES[role], content=content.strip()))
-    return parsed
-
-
 def _dialogue(row: Mapping[str, Any], field: str) -> list[ChatMessage]:
     value = require_field(row, field)
     if isinstance(value, str):
@@ -76,35 +65,6 @@ def _dialogue(row: Mapping[str, Any], field: str) -> list[ChatMessage]:
     if isinstance(value, list):
         return parse_messages(value, field)
     raise RowError(field, f"expected a dialogue string or a list of messages, got {type(value).__name__}")
-
-
-def split_shared_context(chosen: list[ChatMessage], rejected: list[ChatMessage]) -> list[ChatMessage]:
-    """The turns both dialogues share; raises unless they differ only in the last reply."""
-    for field, turns in (("chosen", chosen), ("rejected", rejected)):
-        if turns[-1].role != "assistant":
-            raise RowError(field, "the dialogue does not end with an Assistant reply")
-    if len(chosen) != len(rejected):
-        raise RowError(
-            "rejected",
-            f"{len(rejected)} turns vs {len(chosen)} in chosen; the two must share every turn but the last",
-        )
-    for turn, (left, right) in enumerate(zip(chosen[:-1], rejected[:-1])):
-        if left != right:
-            raise RowError("rejected", f"turn {turn} differs from chosen; only the last reply may differ")
-    return chosen[:-1]
-
-
-def check_pair(context: list[ChatMessage], chosen: str, rejected: str, paths: tuple[str, str]) -> None:
-    """Context ends with the user turn both replies answer; replies are non-empty and different."""
-    if not context:
-        raise RowError(paths[0], "no turns before the compared replies")
-    if context[-1].role != "user":
-        raise RowError(paths[0], "the compared replies do not follow a user turn")
-    for path, reply in zip(paths, (chosen, rejected)):
-        if not reply.strip():
-            raise RowError(path, "the final Assistant reply is empty")
-    if chosen == rejected:
-        raise RowError(paths[1], "identical to the chosen reply: a pair needs two different replies")
 
 
 def _pair(context: list[ChatMessage], chosen: str, rejected: str, metadata: dict[str, str]) -> PreferencePair:
@@ -172,22 +132,11 @@ def read_hh_rlhf_row(row: Mapping[str, Any]) -> PreferencePair:
 
 
 def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
-    check_test_fraction(test_fraction)
-    pairs, quarantined = read_rows(dataset, rows, read_hh_rlhf_row)
-    samples = [
-        sample
-        for row_index, pair in pairs
-        for sample in swapped_pair_samples(
-            dataset,
-            pair.digest,
-            "pair",
-            pair.context,
-            (assistant_response(pair.chosen), assistant_response(pair.rejected)),
-            0,
-            None,
-            test_fraction,
-            pair.metadata,
-            raw_row_indices=[row_index],
-        )
-    ]
-    return ConversionResult(samples=samples, quarantined=quarantined)
+    return convert_each_row(dataset, rows, test_fraction, read_hh_rlhf_row, pair_samples)
+
+
+def pair_samples(dataset: str, pair: PreferencePair, test_fraction: float, row_index: int) -> list[Sample]:
+    return chosen_rejected_samples(
+        dataset, pair.digest, pair.context, pair.chosen, pair.rejected, None, test_fraction, pair.metadata,
+        raw_row_indices=[row_index],
+    )

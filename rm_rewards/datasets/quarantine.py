@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from rm_rewards.datasets.keys import check_test_fraction
 from rm_rewards.schema import Sample
 
 
@@ -159,6 +160,25 @@ def read_rows(
         first_row_of_digest[record.digest] = row_index
         kept.append((row_index, record))
     return kept, quarantined
+
+
+def convert_each_row(
+    dataset: str,
+    rows: list[Any],
+    test_fraction: float,
+    read_row: Callable[[Mapping[str, Any]], RowT],
+    to_samples: Callable[[str, RowT, float, int], list[Sample]],
+) -> ConversionResult:
+    """The conversion loop of a converter whose rows convert one by one: `read_rows`, then each
+    kept record → its samples, `to_samples(dataset, record, test_fraction, row_index)`."""
+    check_test_fraction(test_fraction)
+    records, quarantined = read_rows(dataset, rows, read_row)
+    samples = [
+        sample
+        for row_index, record in records
+        for sample in to_samples(dataset, record, test_fraction, row_index)
+    ]
+    return ConversionResult(samples=samples, quarantined=quarantined)
 
 
 def _row_error_from(error: ValidationError) -> RowError:

@@ -1,5 +1,9 @@
 """Building `Sample`s the same way for every dataset: one pointwise sample, or an A/B-swapped pair.
 
+Listwise samples (`listwise_sample`, e.g. RM-Gallery best-of-N or ranked outputs) hold every
+response of one prompt once, in the source's order, with per-response labels; `preference` is the
+index of the single best response, None when the source names no single best.
+
 Pair conventions (all datasets):
 - `preference` is the index of the better response, None for a tie;
 - `preference_strength` is how much better, as a non-negative magnitude (the direction is in
@@ -46,6 +50,7 @@ def pointwise_sample(
     metadata: dict[str, Any] | None = None,
     *,
     raw_row_indices: Sequence[int],
+    reference: str | None = None,
 ) -> Sample:
     return Sample(
         id=sample_id(dataset, digest, "pointwise"),
@@ -54,6 +59,37 @@ def pointwise_sample(
         split=assign_split(messages, test_fraction),
         input=messages,
         responses=[response],
+        reference=reference,
+        metadata={**_provenance(messages, raw_row_indices), **(metadata or {})},
+    )
+
+
+def listwise_sample(
+    dataset: str,
+    digest: str,
+    messages: list[ChatMessage],
+    responses: Sequence[Response],
+    preference: int | None,
+    test_fraction: float,
+    metadata: dict[str, Any] | None = None,
+    *,
+    raw_row_indices: Sequence[int],
+    reference: str | None = None,
+) -> Sample:
+    """Two or more responses to one prompt in one sample; `preference` indexes the best, or None."""
+    if len(responses) < 2:
+        raise ValueError(f"a listwise sample needs at least 2 responses, got {len(responses)}")
+    if preference is not None and not 0 <= preference < len(responses):
+        raise ValueError(f"preference {preference!r} is not an index of the {len(responses)} responses")
+    return Sample(
+        id=sample_id(dataset, digest, "listwise"),
+        source=dataset,
+        task="listwise",
+        split=assign_split(messages, test_fraction),
+        input=messages,
+        responses=list(responses),
+        preference=preference,
+        reference=reference,
         metadata={**_provenance(messages, raw_row_indices), **(metadata or {})},
     )
 
@@ -70,6 +106,7 @@ def swapped_pair_samples(
     metadata: dict[str, Any] | None = None,
     *,
     raw_row_indices: Sequence[int],
+    reference: str | None = None,
 ) -> list[Sample]:
     """The pair in the source's order, then the same pair with A and B exchanged."""
     if preference not in (0, 1, None):
@@ -94,7 +131,28 @@ def swapped_pair_samples(
             responses=pair,
             preference=pair_preference,
             preference_strength=strength,
+            reference=reference,
             metadata={**shared, "swapped": swapped},
         )
         for name, pair, pair_preference, swapped in orders
     ]
+
+
+def chosen_rejected_samples(
+    dataset: str,
+    digest: str,
+    messages: list[ChatMessage],
+    chosen: str,
+    rejected: str,
+    strength: float | None,
+    test_fraction: float,
+    metadata: dict[str, Any] | None = None,
+    *,
+    raw_row_indices: Sequence[int],
+) -> list[Sample]:
+    """A chosen / rejected pair (HH-RLHF, TRL): variant `pair` = [chosen, rejected], preference 0."""
+    responses = (assistant_response(chosen), assistant_response(rejected))
+    return swapped_pair_samples(
+        dataset, digest, "pair", messages, responses, 0, strength, test_fraction, metadata,
+        raw_row_indices=raw_row_indices,
+    )
