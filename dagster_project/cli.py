@@ -58,8 +58,12 @@ def _execute(instance, job: str, partition, *, run_config: dict | None = None, a
     returns (ok, run id, seconds, the first failure's message)."""
     import dagster as dg
 
+    from dagster_project.crashed_runs import process_tags
+
     began = time.perf_counter()
-    tags = {}
+    # The run names this process, so a later `rmforge run` or `rmforge ui` can fail it if the
+    # process dies mid-run (no daemon watches an in-process run): dagster_project/crashed_runs.py.
+    tags = process_tags()
     if partition is not None:
         tags["dagster/partition"] = str(partition)
         for dimension, value in getattr(partition, "keys_by_dimension", {}).items():
@@ -67,7 +71,7 @@ def _execute(instance, job: str, partition, *, run_config: dict | None = None, a
     result = dg.execute_job(
         dg.build_reconstructable_job("dagster_project.cli", "job_definition", reconstructable_args=(job,)),
         instance=instance,
-        tags=tags or None,
+        tags=tags,
         # In process: a short run spends most of a subprocess's time importing the code location.
         # The console stays ours (a line per run, failures in one line); every event, stack traces
         # included, stays in the run history (the UI).
@@ -329,6 +333,7 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_libraries()
     import dagster as dg
 
+    from dagster_project.crashed_runs import say_crashed_runs
     from dagster_project.definitions import defs
     from rm_assets.partitions import DATASETS
     from rm_resources.store import Store
@@ -344,6 +349,7 @@ def _run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     llm = contextlib.nullcontext() if args.skip_llm else _embedded_llm()
     with llm, dg.DagsterInstance.get() as instance:
+        say_crashed_runs(instance)
         print("1. data → scores → principles → refinements → training pairs", flush=True)
         failed = _main_stage(instance, defs, partitions, skip_llm=args.skip_llm, force=args.force)
         run_key = None
@@ -407,13 +413,23 @@ def _embedded_llm():
 
 
 def _ui(args: argparse.Namespace) -> int:
-    """`dagster dev` with the embedded LLM running beside it, both stopped together."""
+    """`dagster dev` with the embedded LLM running beside it, both stopped together. Runs left
+    unfinished by a process that died since are marked failed first (dagster_project/crashed_runs.py)."""
     import subprocess
 
+    import dagster as dg
+
+    from dagster_project.crashed_runs import say_crashed_runs
+
     ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        say_crashed_runs(instance)
     with _embedded_llm():
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                   "--host", args.host, "--port", str(args.port)]
         process = subprocess.Popen(command, cwd=PROJECT_ROOT)
+        print(f"Dagster UI: http://{args.host}:{args.port} (the lineage: http://{args.host}:{args.port}/asset-groups; "
+              "Ctrl-C stops it)", flush=True)
         try:
             return process.wait()
         except KeyboardInterrupt:
@@ -469,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.set_defaults(handler=_datasets)
 
     ui = commands.add_parser("ui", help="dagster dev on workspace.yaml, with the embedded LLM server")
+    ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=3000, help="port of the UI (default 3000)")
     ui.set_defaults(handler=_ui)
 
     paths = commands.add_parser("paths", help="where the warehouse and run history live")

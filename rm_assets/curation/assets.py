@@ -49,6 +49,7 @@ class CurationConfig(dg.Config):
 
 @dg.asset(
     partitions_def=dataset_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),  # one run per partition: bodies read context.partition_key
     deps=[converted_samples, rule_scores, llm_scores, refined_samples],
     group_name="curation",
     kinds={"duckdb"},

@@ -16,6 +16,7 @@ from rm_resources.warehouse import WarehouseResource
 
 @dg.asset(
     partitions_def=dataset_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),  # one run per partition: bodies read context.partition_key
     group_name="data",
     kinds={"duckdb"},
     code_version=code_version("rm_assets.data.assets", "rm_resources.datasets", "rm_rewards.datasets.sources",
@@ -45,6 +46,7 @@ class ConversionConfig(dg.Config):
 
 @dg.asset(
     partitions_def=dataset_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),  # one run per partition: bodies read context.partition_key
     deps=[raw_rows],
     group_name="data",
     kinds={"duckdb"},
@@ -88,6 +90,7 @@ def converted_samples(
 
 @dg.asset(
     partitions_def=dataset_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),  # one run per partition: bodies read context.partition_key
     deps=[converted_samples],
     group_name="scoring",
     kinds={"duckdb"},

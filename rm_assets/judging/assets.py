@@ -20,7 +20,8 @@ _JUDGING_CODE = ("rm_assets.judging.assets", "rm_rewards.judges", "rm_rewards.ll
                  "rm_rewards.schema")
 
 # Every LLM-calling asset: per dataset, in the `llm` pool so parallel runs queue for the endpoint.
-LLM_ASSET = dict(partitions_def=dataset_partitions, group_name="judging", kinds={"openai", "duckdb"}, pool="llm")
+LLM_ASSET = dict(partitions_def=dataset_partitions, group_name="judging", kinds={"openai", "duckdb"}, pool="llm",
+                 backfill_policy=dg.BackfillPolicy.multi_run(1))  # one run per partition, as in rm_assets/data
 
 
 def _budget(samples: list, limit: int | None) -> list:
