@@ -63,7 +63,7 @@ class PreferencePair:
     response_1: str
     response_2: str
     strength: int
-    metadata: dict[str, str]
+    metadata: dict[str, Any]
     digest: str
 
 
