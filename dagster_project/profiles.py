@@ -39,10 +39,31 @@ def _dataset_limit() -> int | None:
     return int(value)
 
 
+def _benchmark_files() -> dict[str, list[str]]:
+    """RMFORGE_BENCHMARK_FILES: local benchmark files, `name=path` pairs separated by commas (a name
+    may repeat), e.g. `judge_bench=/data/judge_bench_gpt.jsonl,judge_bench=/data/judge_bench_claude.jsonl`."""
+    from rm_rewards.benchmarks.items import BENCHMARK_NAMES
+
+    value = os.environ.get("RMFORGE_BENCHMARK_FILES", "").strip()
+    files: dict[str, list[str]] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, path = entry.partition("=")
+        if not sep or not path.strip():
+            raise ValueError(f"RMFORGE_BENCHMARK_FILES: {entry!r} is not name=path")
+        if name.strip() not in BENCHMARK_NAMES:
+            raise ValueError(
+                f"RMFORGE_BENCHMARK_FILES: unknown benchmark {name.strip()!r}; one of {', '.join(BENCHMARK_NAMES)}"
+            )
+        files.setdefault(name.strip(), []).append(path.strip())
+    return files
+
+
 def resources_for(profile: str) -> dict[str, Any]:
     if profile == "local":
         return {
-            "datasets": DatasetSourceResource(mode="bundled", limit=_dataset_limit()),
+            "datasets": DatasetSourceResource(
+                mode="bundled", limit=_dataset_limit(), benchmark_files=_benchmark_files()
+            ),
             "warehouse": WarehouseResource(database=default_database()),
             # The embedded llama.cpp server serves one request at a time: keep the queue short.
             # llama-cpp-python's server takes a schema only as {"type": "json_object", "schema": ...}.
@@ -51,7 +72,10 @@ def resources_for(profile: str) -> dict[str, Any]:
             "verl": VerlTrainerResource(),
         }
     return {
-        "datasets": DatasetSourceResource(mode=os.environ.get("RMFORGE_DATASET_MODE", "hub"), limit=_dataset_limit()),
+        "datasets": DatasetSourceResource(
+            mode=os.environ.get("RMFORGE_DATASET_MODE", "hub"), limit=_dataset_limit(),
+            benchmark_files=_benchmark_files(),
+        ),
         "warehouse": WarehouseResource(database=os.environ.get("RMFORGE_DATABASE", default_database())),
         "llm": LLMClientResource(
             base_url=dg.EnvVar("RMFORGE_LLM_BASE_URL"),
