@@ -28,6 +28,29 @@ def score_samples(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[
     return results
 
 
+def contiguous_batches(samples: Sequence[Sample], batch_size: int) -> list[list[Sample]]:
+    """The samples cut into consecutive slices of at most `batch_size`, in input order."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return [list(samples[start : start + batch_size]) for start in range(0, len(samples), batch_size)]
+
+
+def merge_batch_results(
+    rewards: Sequence[Reward], per_batch: Sequence[Sequence[RewardResult]]
+) -> list[RewardResult]:
+    """Results scored batch by batch (`contiguous_batches`, each batch scored like `score_samples`:
+    grouped by reward in `rewards` order), back in the order `score_samples` gives for all the
+    samples at once: grouped by reward, samples in input order.
+
+    A stable sort by reward position does it, because every batch lists its results by reward and,
+    within a reward, by sample, and the batches are consecutive. Reward names must be unique.
+    """
+    position = {reward.name: k for k, reward in enumerate(rewards)}
+    if len(position) != len(rewards):
+        raise ValueError("rewards must have unique names to merge batched results")
+    return sorted((r for batch in per_batch for r in batch), key=lambda r: position[r.reward_name])
+
+
 def summarize(results: Sequence[RewardResult]) -> dict[str, dict[str, float]]:
     """Per reward: samples scored, samples with any error, mean of the scores that exist."""
     summary: dict[str, dict[str, float]] = {}

@@ -31,6 +31,7 @@ from rm_assets.partitions import (
     training_runs,
 )
 from rm_resources.datasets import DatasetSourceResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store, table_columns
 from rm_resources.warehouse import WarehouseResource
 from training.bt_trainer import TrainResult
@@ -272,6 +273,7 @@ def _resources(root: Path) -> dict:
     return {
         "datasets": DatasetSourceResource(mode="bundled", limit=6),
         "warehouse": WarehouseResource(database=str(root / "data" / "rmforge.duckdb")),
+        "ray": RayClusterResource(),  # rule_scores scores in process (no address)
     }
 
 

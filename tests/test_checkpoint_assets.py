@@ -26,6 +26,7 @@ def warehouse_with_pairs(tmp_path):
     resources = {
         "datasets": DatasetSourceResource(mode="bundled", limit=40),
         "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+        "ray": RayClusterResource(),  # rule_scores scores in process (no address)
     }
     # No LLM stage: the curation runs on the human pairs and the rule scores alone.
     assert dg.materialize(

@@ -14,6 +14,7 @@ import pytest
 from rm_assets.data.assets import converted_samples, raw_rows, rule_scores
 from rm_assets.data.checks import quarantine_rate_below_threshold
 from rm_resources.datasets import DatasetSourceResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
 
@@ -49,6 +50,7 @@ def _materialize(tmp_path: Path, *, max_rate: float = 0.5, instance=None):
     resources = {
         "datasets": DatasetSourceResource(mode="local", local_dir=str(tmp_path / "in")),
         "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+        "ray": RayClusterResource(),  # rule_scores scores in process (no address)
     }
     return dg.materialize(
         [raw_rows, converted_samples, rule_scores, quarantine_rate_below_threshold],

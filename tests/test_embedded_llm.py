@@ -12,6 +12,7 @@ from rm_assets.judging.assets import LLMScoreConfig, llm_scores
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.embedded_llm import EMBEDDED_MODEL_NAME, EmbeddedLLMServer
 from rm_resources.llm import LLMClientResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
 
@@ -33,6 +34,7 @@ def test_llm_scores_through_the_embedded_server(embedded_server, tmp_path):
             base_url=embedded_server.base_url, model=EMBEDDED_MODEL_NAME, structured_output="json_object_schema",
             max_concurrency=2, timeout_s=120, max_retries=1, cache_path=str(tmp_path / "cache.sqlite"),
         ),
+        "ray": RayClusterResource(),  # llm_scores judges in process (no address)
     }
     result = dg.materialize(
         [raw_rows, converted_samples, llm_scores], resources=resources, partition_key="hh_rlhf_helpful",

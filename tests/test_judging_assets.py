@@ -17,6 +17,7 @@ from rm_assets.data.assets import converted_samples, raw_rows
 from rm_assets.judging.assets import auto_principles, llm_scores, refined_samples
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
 from rm_rewards.refinement import refinement_candidates
@@ -67,6 +68,7 @@ def resources(tmp_path, fake_openai):
             base_url=fake_openai.base_url, model="fake-model", api_key="sk-test-SECRET-canary-123456",
             timeout_s=5.0, max_retries=1, cache_path=str(tmp_path / "cache.sqlite"),
         ),
+        "ray": RayClusterResource(),  # llm_scores judges in process (no address)
     }
 
 

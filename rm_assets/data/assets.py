@@ -11,6 +11,7 @@ from rm_assets.metadata import table_metadata
 from rm_assets.partitions import dataset_partitions
 from rm_assets.versions import code_version
 from rm_resources.datasets import DatasetSourceResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.warehouse import WarehouseResource
 
 
@@ -99,14 +100,16 @@ def converted_samples(
     description="Every applicable rule-based reward on every converted sample: one row per sample × reward, "
     "with the reward version and the sample's content hash.",
 )
-def rule_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from rm_rewards.scoring import rule_rewards, score_samples, summarize
+def rule_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, ray: RayClusterResource
+) -> dg.MaterializeResult:
+    from rm_rewards.scoring import rule_rewards, summarize
 
     dataset = context.partition_key
     store = warehouse.get_store()
     samples = store.read_samples(dataset)
     rewards = rule_rewards()
-    results = score_samples(samples, rewards)
+    results = ray.score_rules(samples, rewards)  # in process or on Ray, by the resource's mode
     frame = store.write_scores("rule_scores", dataset, results, samples, context.run_id)
     summary = summarize(results)
     return dg.MaterializeResult(
@@ -114,6 +117,7 @@ def rule_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "rule_scores",
             frame,
             samples=len(samples),
+            scoring=ray.describe_scoring(),
             rewards=dg.MetadataValue.json(sorted(r.name for r in rewards)),
             per_reward=dg.MetadataValue.md(summary_markdown(summary)),
             results_with_errors=sum(int(v["errors"]) for v in summary.values()),

@@ -14,6 +14,7 @@ from rm_assets.metadata import table_metadata
 from rm_assets.partitions import dataset_partitions
 from rm_assets.versions import code_version
 from rm_resources.llm import LLMClientResource
+from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.warehouse import WarehouseResource
 
 _JUDGING_CODE = ("rm_assets.judging.assets", "rm_rewards.judges", "rm_rewards.llm", "rm_rewards.kinds",
@@ -109,34 +110,31 @@ class LLMScoreConfig(dg.Config):
 @dg.asset(
     **LLM_ASSET,
     deps=[converted_samples, auto_principles],
-    code_version=code_version(*_JUDGING_CODE, "rm_rewards.scoring"),
+    code_version=code_version(*_JUDGING_CODE, "rm_rewards.scoring", "rm_resources.ray_scoring"),
     description="Principle-based LLM judge scores with the principles auto_principles learned for the "
     "partition (the defaults when none survived, said on every row): pairwise samples judged in both orders "
     "(position inconsistency reported), pointwise samples graded 0-4; one row per sample × judge.",
 )
 def llm_scores(
-    context: dg.AssetExecutionContext, config: LLMScoreConfig, warehouse: WarehouseResource, llm: LLMClientResource
+    context: dg.AssetExecutionContext,
+    config: LLMScoreConfig,
+    warehouse: WarehouseResource,
+    llm: LLMClientResource,
+    ray: RayClusterResource,
 ) -> dg.MaterializeResult:
-    from rm_rewards.judges import PairwiseJudge, PointwiseJudge
-    from rm_rewards.scoring import score_samples, summarize
+    from rm_rewards.scoring import summarize
 
     dataset = context.partition_key
     store = warehouse.get_store()
     samples = _budget(store.read_samples(dataset), config.max_samples)
     principles, principle_set_id, principles_source = judge_principles(store.read_principle_set(dataset))
 
-    client = llm.get_client()
-    before = client.stats.snapshot()
-    pairwise_judge = PairwiseJudge(client=client, **principles).named("principle_pairwise_judge")
-    pointwise_judge = PointwiseJudge(client=client, **principles).named("principle_pointwise_judge")
-    pointwise = [s for s in samples if s.task == "pointwise"]
-    pairwise = [s for s in samples if s.task != "pointwise"]
-    results = score_samples(pairwise, [pairwise_judge]) + score_samples(pointwise, [pointwise_judge])
-
+    run = ray.judge(samples, llm.get_client(), principles)  # in process or on Ray, by the resource's mode
+    results = run.results
     frame = store.write_scores(
         "llm_scores", dataset, results, samples, context.run_id,
-        principle_set_id=principle_set_id, principles_source=principles_source, model=client.config.model,
-        template_version="+".join(sorted({pairwise_judge.template.id, pointwise_judge.template.id})),
+        principle_set_id=principle_set_id, principles_source=principles_source, model=run.model,
+        template_version=run.template_version,
     )
     inconsistent = sum(int(r.metadata.get("position_inconsistent", 0)) for r in results)
     return dg.MaterializeResult(
@@ -145,11 +143,12 @@ def llm_scores(
             frame,
             principle_set_id=principle_set_id or "none",
             principles_source=principles_source,
-            model=client.config.model,
+            model=run.model,
             samples=len(samples),
+            scoring=ray.describe_scoring(),
             results_with_errors=sum(int(v["errors"]) for v in summarize(results).values()),
             position_inconsistent_pairs=inconsistent,
-            **_usage_metadata(client, before),
+            **run.usage.as_metadata(),
         )
     )
 
