@@ -76,7 +76,7 @@ def _execute(instance, job: str, partition, *, run_config: dict | None = None, a
         # The console stays ours (a line per run, failures in one line); every event, stack traces
         # included, stays in the run history (the UI).
         run_config={
-            "execution": {"config": {"in_process": {}}},
+            **_in_process(job),
             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
             **(run_config or {}),
         },
@@ -93,6 +93,14 @@ def _execute(instance, job: str, partition, *, run_config: dict | None = None, a
             failure = f"{event.step_key}: {message[0] if message else error.cls_name}"
             break
     return result.success, result.run_id, time.perf_counter() - began, failure
+
+
+def _in_process(job: str) -> dict:
+    """Run config that puts the job's steps in this process: the report and leaderboard jobs run in
+    one process already (their executor is in_process); the others choose at launch."""
+    if job_definition(job).executor_def.name == "in_process":
+        return {}
+    return {"execution": {"config": {"in_process": {}}}}
 
 
 def _say(outcome, label: str) -> bool:

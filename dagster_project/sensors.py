@@ -1,5 +1,8 @@
 """Automation: benchmark every new checkpoint (and the baseline models) as soon as it appears, and
-refresh the leaderboard after every successful benchmark run."""
+refresh the leaderboard after new benchmark reports (one run per burst of reports)."""
+
+import json
+import time
 
 import dagster as dg
 
@@ -36,12 +39,44 @@ def new_checkpoint_sensor(context: dg.SensorEvaluationContext):
     )
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=list(REPORT_JOBS),
-    request_job=leaderboard_job,
+REPORT_ASSETS = ("benchmark_reports", "principles_benchmark_reports", "baseline_benchmark_reports")
+_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
+# While benchmark runs are still going, the leaderboard waits for them, but never longer than this.
+LEADERBOARD_MAX_WAIT_S = 600
+
+
+def _latest_materialization_id(instance: dg.DagsterInstance, asset: str) -> int:
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=1).records
+    return records[0].storage_id if records else 0
+
+
+def _unfinished_runs(instance: dg.DagsterInstance, jobs) -> list:
+    return [run for job in jobs for run in instance.get_runs(dg.RunsFilter(job_name=job.name, statuses=_UNFINISHED), limit=1)]
+
+
+@dg.sensor(
+    job=leaderboard_job,
+    minimum_interval_seconds=30,
     default_status=_DEFAULT_STATUS,
-    description="Rebuilds the leaderboard after every successful benchmark run.",
+    description="Rebuilds the leaderboard after new benchmark reports, once the benchmark runs in flight have "
+    f"finished (at most {LEADERBOARD_MAX_WAIT_S // 60} minutes later): one leaderboard run per burst of reports.",
 )
-def leaderboard_sensor(context: dg.RunStatusSensorContext):
-    return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}")
+def leaderboard_sensor(context: dg.SensorEvaluationContext):
+    """Cursor: {"seen": the newest report materialization a leaderboard run was asked for,
+    "waiting_since": when a newer one was first seen}."""
+    instance = context.instance
+    state = json.loads(context.cursor) if context.cursor else {"seen": _latest_materialization_id(instance, "leaderboard")}
+    latest = max(_latest_materialization_id(instance, asset) for asset in REPORT_ASSETS)
+    if latest <= state["seen"]:
+        return dg.SkipReason("no benchmark report since the last leaderboard")
+    waiting_since = state.get("waiting_since") or time.time()
+    busy = _unfinished_runs(instance, REPORT_JOBS)
+    if busy and time.time() - waiting_since < LEADERBOARD_MAX_WAIT_S:
+        context.update_cursor(json.dumps({"seen": state["seen"], "waiting_since": waiting_since}))
+        return dg.SkipReason(f"new reports; waiting for benchmark run {busy[0].run_id[:8]} and the others in flight")
+    context.update_cursor(json.dumps({"seen": latest}))
+    pending = [run for run in _unfinished_runs(instance, [leaderboard_job]) if run.status != dg.DagsterRunStatus.STARTED]
+    if pending:
+        return dg.SkipReason(f"leaderboard run {pending[0].run_id[:8]} has not started yet and will include the new reports")
+    return dg.RunRequest(run_key=f"reports-{latest}")
