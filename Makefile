@@ -25,7 +25,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install run test ui validate lint clean
+.PHONY: install run test ui validate lint clean browser
 
 install: $(STAMP)
 
@@ -49,8 +49,16 @@ $(LLAMA_STAMP):
 run: install
 	$(BIN)/rmforge run
 
-test: validate $(VERL_STAMP)
+test: validate $(VERL_STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Headless Chromium for tests/test_ui_browser.py: Debian's package (Playwright cannot download its
+# own browser here; the playwright client comes with the dev extras). Installed once, as root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: install
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser test ..."; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+		--no-install-recommends chromium >/dev/null; }
 
 # verl 0.9.1 in its own venv (its antlr4 pin breaks Dagster): config composition tests run there.
 $(VERL_STAMP): training/setup_verl_venv.sh
@@ -67,8 +75,9 @@ lint: install
 	$(BIN)/ruff check .
 
 # `dagster dev` ignores SIGINT when backgrounded; setsid + default INT lets Ctrl-C and kill -TERM stop it.
+UI_PORT ?= 3000
 ui: install
-	setsid env --default-signal=INT $(BIN)/rmforge ui
+	setsid env --default-signal=INT $(BIN)/rmforge ui --port $(UI_PORT)
 
 clean:
 	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs
