@@ -385,7 +385,8 @@ def test_schedules_skip_a_benchmark_without_a_source_and_say_why(judge_bench_res
     assert "judge_bench" not in {r.partition_key.keys_by_dimension["benchmark"] for r in default}
     assert log.lines == [
         "baseline_benchmark_job: skipping judge_bench: judge_bench has no bundled rows; give it a local file in "
-        "its own format (DatasetSourceResource config benchmark_files: {judge_bench: [path/to/judge_bench.jsonl]}) "
+        "its own format (RMFORGE_BENCHMARK_FILES=judge_bench=path/to/judge_bench.jsonl, or the DatasetSourceResource "
+        "config benchmark_files: {judge_bench: [path/to/judge_bench.jsonl]}) "
         "or use the hub (DatasetSourceResource mode: hub)"]
     assert {r.partition_key.keys_by_dimension["benchmark"] for r in configured} == {
         "rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon", "judge_bench"}

@@ -371,8 +371,8 @@ def load_benchmark(name: str, source: str = "bundled", **kwargs: Any) -> list[Be
 # --- which source a benchmark uses ---------------------------------------------------------------
 
 FILES_HINT = (
-    "give it a local file in its own format (DatasetSourceResource config "
-    "benchmark_files: {{{name}: [path/to/{name}.jsonl]}})"
+    "give it a local file in its own format (RMFORGE_BENCHMARK_FILES={name}=path/to/{name}.jsonl, or "
+    "the DatasetSourceResource config benchmark_files: {{{name}: [path/to/{name}.jsonl]}})"
 )
 HOW_TO_CONFIGURE = FILES_HINT + " or use the hub (DatasetSourceResource mode: hub)"
 
