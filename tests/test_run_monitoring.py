@@ -17,7 +17,7 @@ import pytest
 
 from dagster_project.crashed_runs import PID_TAG, fail_crashed_runs, process_tags
 from rm_assets.partitions import dataset_partitions
-from tests.dagster_dev import ROOT, DagsterDev, dagster_env
+from tests.dagster_dev import ROOT, DagsterDev, dagster_env, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +34,7 @@ def _started_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 
 
 def _wait(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    return wait_until(predicate, timeout_s, what, interval_s)
 
 
 def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:

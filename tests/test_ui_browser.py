@@ -28,6 +28,7 @@ import pytest
 
 from rm_assets.partitions import dataset_partitions
 from tests.dagster_dev import ROOT, DagsterDev, dagster_env
+from tests.dagster_dev import wait_until as _wait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -58,16 +59,6 @@ pytestmark = [
 
 
 # --- waiting on the instance ---------------------------------------------------------------------
-
-
-def _wait(predicate, timeout_s: float, what: str, interval_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def _failures(instance: dg.DagsterInstance) -> dict[str, str]:
