@@ -18,7 +18,11 @@ How one run is built, and what each piece defends against (Linux only):
     kernel kills every process in the namespace, including ones that called `setsid` to
     escape the process group, and the program cannot see or signal host processes;
   - mount: a private `/proc`, empty read-only tmpfs over `/tmp`, `/var/tmp` and `/dev/shm`
-    (hiding other users' files), the working directory on a size-capped tmpfs (the only
+    (hiding other users' files) and over `/run` (services' world-connectable unix sockets:
+    D-Bus, PostgreSQL, the journal; a network namespace does not cover pathname sockets), and
+    over the caller's own places: its working directory (the project: warehouse, caches, a
+    `.env`), its home, `/root` and `/home` (tokens, keys), each unless the interpreter or its
+    standard library lives inside it; the working directory on a size-capped tmpfs (the only
     writable place; bounds total disk use), and every other mount remounted read-only: as
     root, file permissions alone stop nothing, so this is what keeps `/etc` or the project
     directory from being written;
@@ -99,7 +103,9 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
 PR_SET_NO_NEW_PRIVS = 38
-HIDDEN_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+HIDDEN_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
+# The caller's places hidden as well (see caller_dirs_to_hide): homes; the cwd is added per run.
+HIDDEN_HOME_DIRS = ("/root", "/home")
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,7 @@ def run_job(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
             "python": sandbox_python(),
             "uid": uid,
             "namespaces": namespaces,
+            "hide": caller_dirs_to_hide(),
             "watchdog_s": int(limits.timeout_s) + WATCHDOG_MARGIN_S,
             "nproc": _nproc_limit(limits.max_processes, uid),
             "limits": _limits_config(limits),
@@ -287,6 +294,24 @@ def run_job(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
     finally:
         if host_dir is not None:
             shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def caller_dirs_to_hide() -> list[str]:
+    """The caller's working directory and homes, which the program must not read (a file there
+    is usually world-readable, and without root the program even runs as the caller's uid).
+    A directory holding the interpreter or its standard library stays: the program needs them."""
+    python = sandbox_python()
+    needed = [python, os.path.dirname(os.__file__)] if python == os.path.realpath(sys.executable) else [python]
+    needed = [os.path.realpath(path) for path in needed]
+    hide = []
+    for path in (os.getcwd(), os.path.expanduser("~"), *HIDDEN_HOME_DIRS):
+        path = os.path.realpath(path)
+        if path == "/" or path in hide or not os.path.isdir(path):
+            continue
+        if any(os.path.commonpath([path, need]) == path for need in needed):
+            continue
+        hide.append(path)
+    return hide
 
 
 def remove_stale_workdirs(min_age_s: float = 60.0) -> list[str]:
@@ -777,6 +802,12 @@ def _prepare_mounts(config: dict) -> list[str]:
                 _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777")
         except OSError:
             hidden = False  # still read-only below, just not emptied
+    hidden_caller = True
+    for path in config.get("hide", ()):
+        try:
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755")
+        except OSError:
+            hidden_caller = False
     os.makedirs(workdir, exist_ok=True)
     size = config["limits"]["disk_mb"]
     _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=0700,uid={owner},gid={owner}")
@@ -785,6 +816,7 @@ def _prepare_mounts(config: dict) -> list[str]:
         handle.write(program)
     os.chown(program_path, owner, owner)
     tags = ["private-tmp"] if hidden else []
+    tags += ["hidden-caller-dirs"] if hidden_caller else []
     return tags + (["read-only-root"] if _remount_read_only(except_path=workdir) else [])
 
 
