@@ -5,7 +5,7 @@
 Both paths use the same model in the same process (loaded once, kept by `score_texts`'s cache):
 
 - batched: `rm_rewards.benchmarks.evaluate.evaluate("rm_bench", items, scorer)` with
-  `scorer = functools.partial(training.bt_trainer.score_samples, path, batch_size=...)`: every
+  `scorer = functools.partial(training.bt_scoring.score_with_checkpoint, path, batch_size=...)`: every
   response of every item scored once, `--batch-size` texts per no-grad forward pass, then the
   benchmark's report;
 - naive: for each item, for each of the 9 (chosen i, rejected j) pairs RM-Bench compares, score the
@@ -43,7 +43,7 @@ from rm_rewards.benchmarks import BenchmarkItem, load_benchmark, score_benchmark
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.evaluate import evaluate
 from rm_rewards.benchmarks.pair_judging import pair_outcomes, pairs_for_item, report_from_pair_outcomes
-from training.bt_trainer import score_samples, score_texts
+from training.bt_scoring import score_texts, score_with_checkpoint
 from training.data import render_text
 
 
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     evaluate(
                         "rm_bench",
                         chunk,
-                        functools.partial(score_samples, path, batch_size=args.batch_size),
+                        functools.partial(score_with_checkpoint, path, batch_size=args.batch_size),
                         model_key="checkpoint:bench",
                     )
                 )
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     n_texts = sum(len(item.responses) for item in items)
     for name, texts, how in (
-        ("batched", n_texts, f"evaluate + score_samples, batch {args.batch_size}"),
+        ("batched", n_texts, f"evaluate + score_with_checkpoint, batch {args.batch_size}"),
         ("naive", 2 * len(verdicts), "score_texts per pair, 9 pairs/item"),
     ):
         wall, cpu = timer.wall[name], timer.cpu[name]

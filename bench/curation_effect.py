@@ -7,7 +7,7 @@ the curated training pairs, same budget, backbone and seed, both benchmarked.
 Reads a warehouse that `make run` (or `rmforge run`) filled. "raw" is every human-labelled pair of
 the dataset as converted (`training.data.pairs_from_samples`); "curated" is the kept and flagged
 rows of `training_pairs` (`pairs_from_training_records`), or, with `--policy`, what
-`rm_rewards.curation.curate` makes of the same stored scores and refinements under that policy.
+`rm_rewards.curation.curate.curate` makes of the same stored scores and refinements under that policy.
 Both train with the same BTTrainConfig (in this process, no Ray) and are evaluated on the SAME
 held-out pairs (the raw human test-split pairs) and on every bundled benchmark (scored exactly as
 each defines it). Pairs are not capped by default: a cap would take a different first-N of each
@@ -30,7 +30,8 @@ from rm_assets.partitions import BENCHMARKS  # noqa: E402
 from rm_resources.store import Store  # noqa: E402
 from rm_resources.warehouse import default_database  # noqa: E402
 from rm_rewards.benchmarks import CheckpointModel, evaluate_model, load_benchmark  # noqa: E402
-from training.bt_trainer import score_samples, train  # noqa: E402
+from training.bt_scoring import score_with_checkpoint
+from training.bt_trainer import train  # noqa: E402
 from training.config import BTTrainConfig  # noqa: E402
 from training.data import pairs_from_samples, pairs_from_training_records, split_pairs  # noqa: E402
 
@@ -41,8 +42,8 @@ def curated_records(store: Store, dataset: str, policy_json: str | None):
     """The stored training pairs, or the same inputs curated again under another policy."""
     if policy_json is None:
         return store.read_training_pairs([dataset])
-    from rm_rewards.curation import CurationPolicy, curate
-    from rm_rewards.pairs import fold_pairs
+    from rm_rewards.curation.curate import CurationPolicy, curate
+    from rm_rewards.curation.pairs import fold_pairs
 
     samples = store.read_samples(dataset)
     pairs, _ = fold_pairs([s for s in samples if s.task == "pairwise"])
@@ -56,7 +57,7 @@ def benchmark(path: str, name: str) -> dict[str, float | None]:
     out = {}
     for bench in BENCHMARKS:
         result = evaluate_model(bench, load_benchmark(bench), CheckpointModel(run_id=name, path=path),
-                                checkpoint_scorer=functools.partial(score_samples, path))
+                                checkpoint_scorer=functools.partial(score_with_checkpoint, path))
         out[bench] = result.headline
     return out
 

@@ -67,10 +67,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from rm_rewards import registry
-from rm_rewards.bundled import bundled_path
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
+from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
-from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
 from tests.fake_openai import ProcessFakeOpenAI, reply
 
 PEER_PYTHON = REPO_ROOT / ".venvs" / "rm-gallery" / "bin" / "python"
@@ -394,7 +394,7 @@ PROFILE_PARTS: tuple[tuple[str, str, str], ...] = (
     ("rm_rewards/llm/structured.py", "parse_model", "  answer parsing into the output model"),
     ("pydantic/main.py", "model_json_schema", "output model JSON schema (0 once memoised)"),
     ("openai/resources/chat/completions/completions.py", "create", "SDK chat.completions.create (0: not used)"),
-    ("rm_rewards/judges/templates.py", "render_prompt", "prompt building"),
+    ("rm_rewards/judging/templates.py", "render_prompt", "prompt building"),
 )
 
 
@@ -417,7 +417,7 @@ def profile_batch(server: Server, cache: ResponseCache, samples: Sequence[Sample
     profiler.dump_stats(path)
     stats = pstats.Stats(profiler)
     total = sum(row[3] for (p, _, func), row in stats.stats.items()  # type: ignore[attr-defined]
-                if func == "evaluate_batch" and p.endswith("rm_rewards/kinds.py"))
+                if func == "evaluate_batch" and p.endswith("rm_rewards/core/kinds.py"))
     text = io.StringIO()
     stats.stream = text  # type: ignore[attr-defined]
     stats.strip_dirs().sort_stats("tottime").print_stats(15)

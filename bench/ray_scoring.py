@@ -7,7 +7,7 @@ Loads the partition's bundled rows and converts them as `converted_samples` does
 repeats the samples N times under new ids, for more work per run), then times every registered
 rule reward over all samples three ways, each `--repeat` times in turn:
 
-- in process: `rm_rewards.scoring.score_samples` (what `rule_scores` runs by default);
+- in process: `rm_rewards.core.apply.apply_rewards` (what `rule_scores` runs by default);
 - Ray, 1 worker and 2 workers: `rm_resources.ray_scoring.score_rules` on one local Ray
   (2 CPUs, no dashboard, 200 MB object store; started once, its start-up timed apart), batches of
   `--batch-size` samples, at most that many workers' tasks in flight.
@@ -34,9 +34,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
 
 from rm_resources.datasets import DatasetSourceResource  # noqa: E402
 from rm_resources.ray_scoring import LOCAL_OBJECT_STORE_BYTES, RayScoring, score_rules  # noqa: E402
-from rm_rewards.converters import convert_rows  # noqa: E402
-from rm_rewards.schema import Sample  # noqa: E402
-from rm_rewards.scoring import rule_rewards, score_samples  # noqa: E402
+from rm_rewards.core.apply import apply_rewards, rule_rewards  # noqa: E402
+from rm_rewards.core.schema import Sample  # noqa: E402
+from rm_rewards.datasets.convert import convert_rows  # noqa: E402
 
 
 def partition_samples(dataset: str, copies: int) -> list[Sample]:
@@ -102,7 +102,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for name, target in modes.items():
                 if target is None:
-                    wall, cpu, results = timed(lambda: score_samples(samples, rewards))
+                    wall, cpu, results = timed(lambda: apply_rewards(samples, rewards))
                 else:
                     wall, cpu, results = timed(lambda: score_rules(samples, rewards, on_ray=target))
                 walls[name].append(wall)

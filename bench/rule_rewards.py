@@ -7,7 +7,7 @@ paraphrased, right or wrong final answers, some in <think>/<answer> tags, some l
 phone numbers, some repetitive, some far too short or too long), writes them to a JSONL file,
 and times three things per reward, each the best of `--repeat` runs:
 
-- rmforge: `rm_rewards.registry.get(name).evaluate_batch(samples)`;
+- rmforge: `rm_rewards.core.registry.get(name).evaluate_batch(samples)`;
 - bare: the rule module's scoring function called in a plain loop over (response, reference)
   pairs, i.e. the floor any framework adds to;
 - rm-gallery: its `evaluate_batch` (default `max_workers=8`), run by `bench/rm_gallery_peer.py`
@@ -41,9 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from rm_rewards import registry
-from rm_rewards.bundled import bundled_path
-from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
+from rm_rewards.datasets.bundled import bundled_path
 
 PEER_PYTHON = REPO_ROOT / ".venvs" / "rm-gallery" / "bin" / "python"
 PEER_SCRIPT = REPO_ROOT / "bench" / "rm_gallery_peer.py"

@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from rm_rewards.bundled import bundled_path
+from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.datasets.hh_rlhf import convert_hh_rlhf
 from training.bt_trainer import train
 from training.config import BTTrainConfig

@@ -56,7 +56,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def benchmark_pairs(n_pairs: int) -> list:
     """The first n train-split pairs of the bundled HH-RLHF harmless rows, as rmforge builds them."""
-    from rm_rewards.converters import convert_rows, load_bundled_rows
+    from rm_rewards.datasets.convert import convert_rows
+    from rm_rewards.datasets.sources import load_bundled_rows
     from training.data import pairs_from_samples, split_pairs
 
     converted = convert_rows(DATASET, load_bundled_rows(DATASET))

@@ -26,11 +26,15 @@ def ensure_dagster_home() -> Path:
 
 
 def _rewards_list(args: argparse.Namespace) -> int:
-    from rm_rewards import registry
+    from rm_rewards.core import registry
 
     rows = registry.specs(tag=args.tag, is_llm={"rule": False, "llm": True}.get(args.source))
     if args.rm_gallery:
-        from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES, RM_GALLERY_VERSION, format_rm_gallery_table
+        from rm_rewards.core.rm_gallery_names import (
+            RM_GALLERY_NAMES,
+            RM_GALLERY_VERSION,
+            format_rm_gallery_table,
+        )
 
         selected = {s.name for s in rows}
         filtered = args.tag is not None or args.source is not None
@@ -290,7 +294,7 @@ def _benchmark_stage(instance, defs, plan, *, force: bool, judge_items: int | No
 
 def _summary(store, partitions: list[str], judge_items: int | None = None) -> str:
     """Rows per stage and partition, then each model's headline numbers and what did not apply."""
-    from rm_rewards.leaderboard import LeaderboardEntry
+    from rm_rewards.benchmarks.leaderboard import LeaderboardEntry
 
     lines = ["", "Stages (rows per dataset partition):"]
     for table in ("raw_rows", "converted_samples", "quarantine", "rule_scores", "principle_sets", "llm_scores",

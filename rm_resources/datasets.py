@@ -3,7 +3,7 @@
 A thin Dagster wrapper over `rm_rewards.datasets`: `dataset_catalog()` reads the project's datasets
 file (`RMFORGE_DATASETS_FILE`, else `datasets.yaml` at the project root, else the built-ins only);
 `DatasetSourceResource` reads a dataset's rows in the source's own schema, ready for
-`rm_rewards.converters.convert_rows`, and says where each benchmark's items come from
+`rm_rewards.datasets.convert.convert_rows`, and says where each benchmark's items come from
 (`benchmark_source`, `load_benchmark_items`).
 """
 
@@ -82,7 +82,7 @@ class DatasetSourceResource(dg.ConfigurableResource):
     there. For the others (the built-ins), `mode` chooses:
     - bundled: the real samples shipped in `rm_rewards/bundled_data` (offline, the default);
     - local: `<local_dir>/<dataset>.jsonl|.jsonl.gz|.json|.json.gz|.parquet` in the source's schema;
-    - hub: `datasets.load_dataset` with each dataset's defaults (`rm_rewards.converters.list_datasets`)
+    - hub: `datasets.load_dataset` with each dataset's defaults (`rm_rewards.datasets.convert.list_datasets`)
       updated by `hub` overrides, e.g. {"hh_rlhf_harmless": {"split": "test"}}.
     """
 

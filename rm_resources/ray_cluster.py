@@ -55,7 +55,7 @@ class RayClusterResource(dg.ConfigurableResource):
         return "in process" if target is None else target.describe()
 
     def score_rules(self, samples: Sequence, rewards: Sequence) -> list:
-        """Every applicable rule reward on every sample (rm_rewards.scoring.score_samples' order)."""
+        """Every applicable rule reward on every sample (rm_rewards.core.apply.apply_rewards' order)."""
         from rm_resources.ray_scoring import score_rules
 
         return score_rules(samples, rewards, on_ray=self.scoring_target())

@@ -4,7 +4,7 @@ Two entry points, each with an in-process path and a Ray path (`on_ray=None` or 
 `RayClusterResource.score_rules` / `.judge` choose by the resource's `scoring` mode):
 
 - `score_rules(samples, rewards)`: every applicable rule reward on every sample, the order of
-  `rm_rewards.scoring.score_samples`;
+  `rm_rewards.core.apply.apply_rewards`;
 - `judge(samples, client, principles)`: the principle judges (pairwise samples by the pairwise
   judge, pointwise ones by the pointwise judge) → `JudgeRun` (results, usage, model, templates).
 
@@ -12,7 +12,7 @@ Ray tasks over consecutive batches, not Ray Data: samples are nested pydantic mo
 responses, free-form metadata) that Ray Data would turn into Arrow rows and back, and its
 streaming executor adds start-up time and threads of its own; what scoring needs is only "this
 slice of samples, these rewards, results back in order", which a task per batch says directly.
-Each task runs the same `score_samples` on its slice (the rewards travel once, through the object
+Each task runs the same `apply_rewards` on its slice (the rewards travel once, through the object
 store) and `merge_batch_results` puts the results back in the in-process order. No reward looks
 beyond the sample it scores, so the rows are equal; tests/test_ray_scoring.py checks them row for
 row. At most `workers` tasks are in flight (1 CPU each); the rest wait their turn here.
@@ -53,9 +53,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from rm_rewards.kinds import Reward, gc_paused
-from rm_rewards.schema import RewardResult, Sample
-from rm_rewards.scoring import contiguous_batches, merge_batch_results, score_samples
+from rm_rewards.core.apply import apply_rewards, contiguous_batches, merge_batch_results
+from rm_rewards.core.kinds import Reward, gc_paused
+from rm_rewards.core.schema import RewardResult, Sample
 
 API_KEY_ENV = "RMFORGE_LLM_API_KEY"
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -89,9 +89,9 @@ class JudgeRun:
 def score_rules(
     samples: Sequence[Sample], rewards: Sequence[Reward], on_ray: RayScoring | None = None
 ) -> list[RewardResult]:
-    """`score_samples(samples, rewards)`, in this process or over Ray tasks of `batch_size`."""
+    """`apply_rewards(samples, rewards)`, in this process or over Ray tasks of `batch_size`."""
     if on_ray is None or not samples:
-        return score_samples(samples, rewards)
+        return apply_rewards(samples, rewards)
     import ray
 
     blobs = [pickle.dumps(batch, protocol=5) for batch in contiguous_batches(samples, on_ray.batch_size)]
@@ -104,10 +104,10 @@ def score_rules(
 
 
 def _score_batch(blob: bytes, rewards: Sequence[Reward]) -> list[tuple]:
-    """In a Ray worker: `score_samples` on one pickled batch, the results packed for the trip back."""
+    """In a Ray worker: `apply_rewards` on one pickled batch, the results packed for the trip back."""
     with gc_paused():
         batch = pickle.loads(blob)
-    results = score_samples(batch, rewards)
+    results = apply_rewards(batch, rewards)
     with gc_paused():
         return pack_results(results)
 
@@ -130,8 +130,8 @@ def pack_results(results: Sequence[RewardResult]) -> list[tuple]:
 
 def unpack_results(packed: Sequence[tuple]) -> list[RewardResult]:
     """The results `pack_results` packed, equal field for field."""
-    from rm_rewards.kinds import trusted_model
-    from rm_rewards.schema import ResponseScore
+    from rm_rewards.core.kinds import trusted_model
+    from rm_rewards.core.schema import ResponseScore
 
     def score(packed_score) -> ResponseScore:
         if isinstance(packed_score, ResponseScore):
@@ -154,7 +154,7 @@ def unpack_results(packed: Sequence[tuple]) -> list[RewardResult]:
 def principle_judges(client, principles: dict) -> tuple[Reward, Reward]:
     """The pairwise and the pointwise principle judge on `client`, with `principles` (scenario and
     principles; empty for the judges' defaults)."""
-    from rm_rewards.judges import PairwiseJudge, PointwiseJudge
+    from rm_rewards.judging.judges import PairwiseJudge, PointwiseJudge
 
     return (
         PairwiseJudge(client=client, **principles).named("principle_pairwise_judge"),
@@ -167,7 +167,7 @@ def judge_samples(samples: Sequence[Sample], judges: tuple[Reward, Reward]) -> l
     pairwise_judge, pointwise_judge = judges
     pointwise = [s for s in samples if s.task == "pointwise"]
     pairwise = [s for s in samples if s.task != "pointwise"]
-    return score_samples(pairwise, [pairwise_judge]) + score_samples(pointwise, [pointwise_judge])
+    return apply_rewards(pairwise, [pairwise_judge]) + apply_rewards(pointwise, [pointwise_judge])
 
 
 def _template_version(judges: tuple[Reward, Reward]) -> str:

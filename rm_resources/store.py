@@ -28,13 +28,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rm_rewards.benchmarks.evaluate import EvaluationResult
-    from rm_rewards.curation import RefinementRecord, ScoreRecord, TrainingPairRecord
+    from rm_rewards.benchmarks.leaderboard import LeaderboardEntry
+    from rm_rewards.benchmarks.promotion import PromotionDecision, PromotionRule
+    from rm_rewards.core.schema import RewardResult, Sample
+    from rm_rewards.curation.curate import RefinementRecord, ScoreRecord, TrainingPairRecord
     from rm_rewards.datasets.quarantine import QuarantinedRow
-    from rm_rewards.leaderboard import LeaderboardEntry
-    from rm_rewards.principles import PrincipleSet
-    from rm_rewards.promotion import PromotionDecision, PromotionRule
-    from rm_rewards.refinement import RefinementResult
-    from rm_rewards.schema import RewardResult, Sample
+    from rm_rewards.judging.principles import PrincipleSet
+    from rm_rewards.judging.refinement import RefinementResult
     from training.bt_trainer import TrainResult
 
 # --- table definitions ---------------------------------------------------------------------------
@@ -423,7 +423,7 @@ class Store:
         from, read from the stored raw rows of the same partition."""
         import pandas as pd
 
-        from rm_rewards.schema import sample_to_row
+        from rm_rewards.core.schema import sample_to_row
 
         hashes = self.raw_row_hashes(partition)
         rows = []
@@ -455,7 +455,7 @@ class Store:
         self, partition: str, *, task: str | None = None, split: str | None = None
     ) -> list[Sample]:
         """The one reader of converted samples: a partition's samples in sample-id order."""
-        from rm_rewards.schema import sample_from_row
+        from rm_rewards.core.schema import sample_from_row
 
         conditions, params = ['"partition" = ?'], [partition]
         for column, value in (("task", task), ("split", split)):
@@ -538,7 +538,7 @@ class Store:
         return frame
 
     def read_score_records(self, table: str, partition: str) -> list[ScoreRecord]:
-        from rm_rewards.curation import ScoreRecord
+        from rm_rewards.curation.curate import ScoreRecord
 
         frame = self.read_partition(table, partition, order_by="sample_id")
         return [
@@ -573,7 +573,7 @@ class Store:
 
     def read_principle_set(self, partition: str) -> PrincipleSet | None:
         """The principle set `auto_principles` learned for this dataset partition, or None."""
-        from rm_rewards.principles import PrincipleProvenance, PrincipleSet
+        from rm_rewards.judging.principles import PrincipleProvenance, PrincipleSet
 
         frame = self.read_partition("principle_sets", partition)
         if frame.empty:
@@ -617,7 +617,7 @@ class Store:
         return frame
 
     def read_refinements(self, partition: str) -> list[RefinementRecord]:
-        from rm_rewards.curation import RefinementRecord
+        from rm_rewards.curation.curate import RefinementRecord
 
         frame = self._query(
             'SELECT * FROM refined_samples WHERE "partition" = ? ORDER BY sample_id, "round"', [partition]
@@ -678,7 +678,7 @@ class Store:
 
     def read_training_pairs(self, partitions: Sequence[str]) -> list[TrainingPairRecord]:
         """The curated pairs of these datasets (every decision), in partition then pair-id order."""
-        from rm_rewards.curation import TrainingPairRecord
+        from rm_rewards.curation.curate import TrainingPairRecord
 
         if not partitions:
             return []
@@ -930,7 +930,7 @@ class Store:
     def trained_raw_hashes(self, checkpoint: Mapping[str, Any]) -> dict[str, set[str]]:
         """dataset -> raw row hashes of what the checkpoint trained on: its curated (kept and flagged)
         training pairs, or with `pairs: raw` in its config every pairwise converted sample."""
-        from rm_rewards.curation import TRAINED_DECISIONS
+        from rm_rewards.curation.curate import TRAINED_DECISIONS
 
         datasets = json.loads(checkpoint["datasets"] or "[]")
         if json.loads(checkpoint["config_json"] or "{}").get("pairs") == "raw":

@@ -23,13 +23,13 @@ from rm_assets import lineage
 from rm_assets.benchmarks.assets import leaderboard
 from rm_assets.curation.assets import training_pairs
 from rm_assets.data.assets import converted_samples, raw_rows, rule_scores
-from rm_assets.serving.assets import served_model
 from rm_assets.partitions import (
     checkpoint_report_partitions,
     dataset_partitions,
     principles_report_partitions,
     training_runs,
 )
+from rm_assets.serving.assets import served_model
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store, table_columns
@@ -77,12 +77,12 @@ def auto_principles_standin(context: dg.AssetExecutionContext, warehouse: Wareho
     code_version="l1",
 )
 def llm_scores_standin(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    from rm_rewards import registry
-    from rm_rewards.scoring import score_samples
+    from rm_rewards.core import registry
+    from rm_rewards.core.apply import apply_rewards
 
     store = warehouse.get_store()
     samples = store.read_samples(context.partition_key)[:4]
-    results = score_samples(samples, [registry.get("length_penalty")])
+    results = apply_rewards(samples, [registry.get("length_penalty")])
     store.write_scores(
         "llm_scores",
         context.partition_key,

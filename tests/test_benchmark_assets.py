@@ -124,7 +124,12 @@ def test_llm_judge_report_uses_the_budget_and_records_usage(resources, fake_open
 
 
 def _principle_set(principles: list[str]):
-    from rm_rewards.principles import PrincipleProvenance, PrincipleSet, PrincipleSettings, principle_set_id
+    from rm_rewards.judging.principles import (
+        PrincipleProvenance,
+        PrincipleSet,
+        PrincipleSettings,
+        principle_set_id,
+    )
 
     provenance = PrincipleProvenance(
         model="fake-model", template_version="t", settings=PrincipleSettings(), pairs_used=[], skipped=[],

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
-from rm_rewards import registry
 from rm_rewards.benchmarks import (
     PRINCIPLES_DEFAULT,
     PRINCIPLES_LEARNED,
@@ -42,9 +41,10 @@ from rm_rewards.benchmarks.evaluate import (
     evaluate_model,
 )
 from rm_rewards.benchmarks.pair_judging import TIES_UNSUPPORTED
-from rm_rewards.kinds import PairwiseReward, PairwiseVerdict, PointwiseReward
+from rm_rewards.core import registry
+from rm_rewards.core.kinds import PairwiseReward, PairwiseVerdict, PointwiseReward
+from rm_rewards.core.schema import Sample
 from rm_rewards.llm import LLMClient
-from rm_rewards.schema import Sample
 
 BENCHMARKS = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon")
 

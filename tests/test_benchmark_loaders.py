@@ -16,7 +16,7 @@ from rm_rewards.benchmarks import (
     load_files,
     load_from_hub,
 )
-from rm_rewards.bundled import bundled_path
+from rm_rewards.datasets.bundled import bundled_path
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

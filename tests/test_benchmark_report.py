@@ -11,7 +11,7 @@ from PIL import Image
 
 from rm_rewards.benchmarks import BenchmarkItem, load_benchmark
 from rm_rewards.benchmarks.evaluate import EvaluationResult, RewardModel, evaluate, evaluate_model
-from rm_rewards.benchmarks.report import (
+from rm_rewards.benchmarks.report_render import (
     MAX_PNG_BYTES,
     bar_series,
     delta_table,
@@ -19,8 +19,8 @@ from rm_rewards.benchmarks.report import (
     plot_png,
     render_report,
 )
-from rm_rewards.kinds import PairwiseReward, PairwiseVerdict
-from rm_rewards.schema import Sample
+from rm_rewards.core.kinds import PairwiseReward, PairwiseVerdict
+from rm_rewards.core.schema import Sample
 
 BENCHMARKS = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon")
 DATA_URI = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")

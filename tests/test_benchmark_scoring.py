@@ -13,8 +13,8 @@ from rm_rewards.benchmarks import (
     score_benchmark,
     scores_from_results,
 )
-from rm_rewards.benchmarks.scoring import best_of_k_credit
-from rm_rewards.schema import ChatMessage, ResponseScore, RewardResult
+from rm_rewards.benchmarks.metrics import best_of_k_credit
+from rm_rewards.core.schema import ChatMessage, ResponseScore, RewardResult
 
 PROMPT = [ChatMessage(role="user", content="q")]
 

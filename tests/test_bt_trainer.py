@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from rm_rewards.schema import ChatMessage, Response, Sample
-from training.bt_scoring import score_samples, score_texts
+from rm_rewards.core.schema import ChatMessage, Response, Sample
+from training.bt_scoring import score_texts, score_with_checkpoint
 from training.bt_trainer import (
     RUN_INFO_FILE,
     TRAINER_STATE_FILE,
@@ -260,7 +260,7 @@ def test_a_decoder_backbone_trains_and_scores(tmp_path):
     result = train(
         _config(backbone, tmp_path / "out", max_steps=2, eval_before_training=False), toy_preference_samples()
     )
-    scores = score_samples(result.final_checkpoint, toy_preference_samples()[:2])
+    scores = score_with_checkpoint(result.final_checkpoint, toy_preference_samples()[:2])
     assert len(scores) == 2 and all(len(s) == 2 and all(math.isfinite(x) for x in s) for s in scores)
     assert scores[0] == pytest.approx(scores[1][::-1], abs=1e-5)  # the swapped copy scores the same texts
 

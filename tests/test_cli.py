@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from dagster_project.cli import main
-from rm_rewards import registry
+from rm_rewards.core import registry
 
 
 def test_rewards_list_prints_every_registered_reward(capsys):
@@ -27,7 +27,7 @@ def test_rewards_list_filters(capsys):
 
 
 def test_rewards_list_rm_gallery_shows_every_name_its_reward_and_the_differences(capsys):
-    from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES
+    from rm_rewards.core.rm_gallery_names import RM_GALLERY_NAMES
 
     assert main(["rewards", "list", "--rm-gallery"]) == 0
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rm_rewards.benchmarks import JudgedPair, consistency_report
-from rm_rewards.kinds import PairwiseVerdict
+from rm_rewards.core.kinds import PairwiseVerdict
 
 
 def v(item_id: str, first: int, second: int, winner: str | None) -> JudgedPair:

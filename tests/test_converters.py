@@ -10,13 +10,9 @@ from collections import defaultdict
 
 import pytest
 
-from rm_rewards.converters import (
-    ConversionResult,
-    QuarantinedRow,
-    UnknownDatasetError,
-    convert_rows,
-    load_bundled_rows,
-)
+from rm_rewards.core.schema import Sample
+from rm_rewards.datasets.catalog import UnknownDatasetError
+from rm_rewards.datasets.convert import convert_rows
 from rm_rewards.datasets.helpsteer2_restore import (
     NEMO_FILE,
     RESTORED_FILE,
@@ -24,7 +20,8 @@ from rm_rewards.datasets.helpsteer2_restore import (
     restored_jsonl,
     template_row,
 )
-from rm_rewards.schema import Sample
+from rm_rewards.datasets.quarantine import ConversionResult, QuarantinedRow
+from rm_rewards.datasets.sources import load_bundled_rows
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 
@@ -292,7 +289,8 @@ def test_ids_are_unique_and_stable_across_runs_and_row_order():
 
 def test_ids_and_splits_do_not_depend_on_the_process_hash_seed():
     code = (
-        "from rm_rewards.converters import convert_rows, load_bundled_rows\n"
+        "from rm_rewards.datasets.convert import convert_rows\n"
+        "from rm_rewards.datasets.sources import load_bundled_rows\n"
         "rows = load_bundled_rows('hh_rlhf_harmless')[:200]\n"
         "print([(s.id, s.split) for s in convert_rows('hh_rlhf_harmless', rows).samples])\n"
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rm_rewards.curation import (
+from rm_rewards.core.schema import ChatMessage, Sample
+from rm_rewards.curation.curate import (
     CurationPolicy,
     RefinementRecord,
     RuleGate,
@@ -13,11 +14,10 @@ from rm_rewards.curation import (
     curate,
     training_pair_id,
 )
+from rm_rewards.curation.pairs import fold_pairs
 from rm_rewards.datasets.samples import assistant_response, pointwise_sample, swapped_pair_samples
-from rm_rewards.judges.judges import POSITION_INCONSISTENT
-from rm_rewards.pairs import fold_pairs
-from rm_rewards.schema import ChatMessage, Sample
-from training.data import PreferencePair, pairs_from_training_records
+from rm_rewards.judging.judges import POSITION_INCONSISTENT
+from training.data import TrainingPair, pairs_from_training_records
 
 PROMPT = [ChatMessage(role="user", content="Write add(a, b) in Python.")]
 GOOD, BAD = "def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b"
@@ -366,7 +366,7 @@ def test_counts_examples_and_the_trainer_reads_kept_and_flagged_pairs_only():
 
     trained = pairs_from_training_records(result.pairs)
     assert [p.sample_id for p in trained] == [r.pair_id for r in result.pairs[:2]]
-    assert trained[0] == PreferencePair(
+    assert trained[0] == TrainingPair(
         sample_id=result.pairs[0].pair_id,
         split="train",
         context=result.pairs[0].context,
@@ -392,7 +392,7 @@ def test_the_trainer_accepts_curated_pairs_and_their_dicts_beside_samples():
     from training.ray_launch import _serialisable_data
 
     original, copy = labelled_pair()
-    pair = PreferencePair(sample_id="tp-1", split="test", context=PROMPT, chosen="yes", rejected="no")
+    pair = TrainingPair(sample_id="tp-1", split="test", context=PROMPT, chosen="yes", rejected="no")
     data = _serialisable_data([original, copy, pair])
     assert data[2] == pair.model_dump(mode="json")
     train, held_out = resolve_pairs(BTTrainConfig(holdout_fraction=0.0), data)

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from rm_resources.datasets import DatasetSourceResource, dataset_catalog
-from rm_rewards.converters import convert_rows
 from rm_rewards.datasets.catalog import (
     BUNDLED_DEFAULTS,
     FORMATS,
@@ -23,6 +22,7 @@ from rm_rewards.datasets.catalog import (
     check_columns,
     load_catalog,
 )
+from rm_rewards.datasets.convert import convert_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

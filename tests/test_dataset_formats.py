@@ -10,12 +10,14 @@ import json
 
 import pytest
 
-from rm_rewards.converters import FORMATS, ConversionResult, convert_rows
+from rm_rewards.core.schema import ChatMessage, Sample
+from rm_rewards.datasets.catalog import FORMATS
+from rm_rewards.datasets.convert import convert_rows
 from rm_rewards.datasets.helpsteer2 import convert_helpsteer2
 from rm_rewards.datasets.helpsteer3 import convert_helpsteer3
+from rm_rewards.datasets.quarantine import ConversionResult
 from rm_rewards.datasets.rm_gallery import convert_rm_gallery
 from rm_rewards.datasets.trl import convert_trl, split_common_prefix
-from rm_rewards.schema import ChatMessage, Sample
 from tests.test_converters import assert_swapped_pairs, check_quarantine, pairs_by_id
 
 

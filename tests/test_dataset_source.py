@@ -12,15 +12,10 @@ import dagster as dg
 import pytest
 
 from rm_resources.datasets import DatasetSourceResource
-from rm_rewards.bundled import BUNDLED_DATA
-from rm_rewards.converters import (
-    NoBundledRowsError,
-    UnknownDatasetError,
-    convert_rows,
-    list_datasets,
-    load_bundled_rows,
-    load_local_rows,
-)
+from rm_rewards.datasets.bundled import BUNDLED_DATA
+from rm_rewards.datasets.catalog import UnknownDatasetError, list_datasets
+from rm_rewards.datasets.convert import convert_rows
+from rm_rewards.datasets.sources import NoBundledRowsError, load_bundled_rows, load_local_rows
 
 HH_ROWS = [
     {

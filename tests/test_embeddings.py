@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from rm_rewards.embeddings import (
+from rm_rewards.judging.embeddings import (
     EMBEDDING_DIM,
     EmbeddingError,
     MiniLMEmbedder,

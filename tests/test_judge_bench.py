@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from rm_rewards import registry
 from rm_rewards.benchmarks import (
     NoBenchmarkSource,
     RewardModel,
@@ -32,9 +31,10 @@ from rm_rewards.benchmarks.judge_bench import (
     pair_sum,
 )
 from rm_rewards.benchmarks.loaders import BenchmarkFormatError
-from rm_rewards.kinds import PairwiseReward, PairwiseVerdict
+from rm_rewards.core import registry
+from rm_rewards.core.kinds import PairwiseReward, PairwiseVerdict
+from rm_rewards.core.schema import Sample
 from rm_rewards.llm import LLMClient
-from rm_rewards.schema import Sample
 
 GPT, CLAUDE = "gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620"
 

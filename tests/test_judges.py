@@ -14,28 +14,27 @@ from typing import Any
 
 import pytest
 
-from rm_rewards import registry
 from rm_rewards.benchmarks.consistency import JudgedPair, consistency_report
 from rm_rewards.benchmarks.loaders import load_benchmark
 from rm_rewards.benchmarks.pair_judging import judge_items
-from rm_rewards.best_of_n import best_of_n
-from rm_rewards.judges import (
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample, Step
+from rm_rewards.judging.alignment import ALIGNMENT_SPECS, make_judge
+from rm_rewards.judging.best_of_n import best_of_n
+from rm_rewards.judging.judges import (
     ListwiseJudge,
     PairwiseJudge,
     PointwiseJudge,
     StepwiseJudge,
-    make_judge,
     presentation_order,
 )
-from rm_rewards.judges.alignment import ALIGNMENT_SPECS
-from rm_rewards.judges.templates import (
+from rm_rewards.judging.templates import (
     PAIRWISE_TEMPLATE,
     PairwiseJudgement,
     pointwise_output_model,
     stepwise_output_model,
 )
 from rm_rewards.llm import LLMClient, ResponseCache, StructuredOutputError, parse_model
-from rm_rewards.schema import ChatMessage, Response, Sample, Step
 from tests.fake_openai import reply, status
 
 PRINCIPLES = ["Be correct.", "Be concise.", "Be kind."]

@@ -20,7 +20,7 @@ from rm_resources.llm import LLMClientResource
 from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
-from rm_rewards.refinement import refinement_candidates
+from rm_rewards.judging.refinement import refinement_candidates
 from tests.fake_openai import reply, status
 
 
@@ -171,7 +171,7 @@ def test_the_api_key_never_reaches_metadata_or_tables(resources, fake_openai, tm
 
 
 def test_refinement_candidates_take_rejected_answers_once_per_pair():
-    from rm_rewards.schema import ChatMessage, Response, Sample
+    from rm_rewards.core.schema import ChatMessage, Response, Sample
 
     def sample(id_: str, swapped: bool) -> Sample:
         return Sample(

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from rm_rewards import registry
-from rm_rewards.best_of_n import abest_of_n, best_of_n, select_best
-from rm_rewards.compose import RouterReward, WeightedReward
-from rm_rewards.kinds import (
+from rm_rewards.core import registry
+from rm_rewards.core.compose import RouterReward, WeightedReward
+from rm_rewards.core.kinds import (
     ListwiseReward,
     PairwiseReward,
     PairwiseVerdict,
@@ -25,7 +24,8 @@ from rm_rewards.kinds import (
     reward_result,
     score_value,
 )
-from rm_rewards.schema import ChatMessage, DimensionScore, Response, ResponseScore, RewardResult, Sample
+from rm_rewards.core.schema import ChatMessage, DimensionScore, Response, ResponseScore, RewardResult, Sample
+from rm_rewards.judging.best_of_n import abest_of_n, best_of_n, select_best
 
 
 def make_sample(
@@ -333,7 +333,7 @@ def test_register_refuses_duplicates_and_multi_line_descriptions() -> None:
 def test_sync_batches_pause_the_collector_and_restore_it():
     import gc
 
-    from rm_rewards.kinds import PointwiseReward
+    from rm_rewards.core.kinds import PointwiseReward
 
     seen = []
 

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from rm_rewards.kinds import run_sync
+from rm_rewards.core.kinds import run_sync
+from rm_rewards.core.schema import ChatMessage
 from rm_rewards.llm import LLMClient, LLMConfig, LLMError, TokenBucket, UsageSnapshot, UsageStats
 from rm_rewards.llm import client as client_module
 from rm_rewards.llm.client import normalise_messages, parse_retry_after
 from rm_rewards.llm.transport import HTTPReply, env_proxy_for
-from rm_rewards.schema import ChatMessage
 from tests.conftest import CANARY_API_KEY
 from tests.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
 

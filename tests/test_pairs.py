@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rm_rewards.core.schema import ChatMessage, Sample
+from rm_rewards.curation.pairs import fold_pairs, pair_identity
 from rm_rewards.datasets.samples import assistant_response, pointwise_sample, swapped_pair_samples
-from rm_rewards.pairs import fold_pairs, pair_identity
-from rm_rewards.schema import ChatMessage, Sample
 
 
 def messages(prompt: str) -> list[ChatMessage]:

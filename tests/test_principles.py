@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rm_rewards.embeddings import EmbeddingError
-from rm_rewards.llm import LLMClient
-from rm_rewards.pairs import fold_pairs
-from rm_rewards.principles import (
+from rm_rewards.core.schema import ChatMessage, Response, Sample
+from rm_rewards.curation.pairs import fold_pairs
+from rm_rewards.judging.embeddings import EmbeddingError
+from rm_rewards.judging.principles import (
     PrincipleSettings,
     generate_principles,
     principle_set_id,
 )
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.llm import LLMClient
 from tests.fake_openai import reply, status
 
 ANSWER_RE = re.compile(r'<answer label="([^"]+)">\n(.*?)\n</answer>', re.DOTALL)

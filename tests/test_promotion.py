@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rm_rewards.leaderboard import LeaderboardEntry
-from rm_rewards.promotion import PromotionRule, best_model, decide_promotion
+from rm_rewards.benchmarks.leaderboard import LeaderboardEntry
+from rm_rewards.benchmarks.promotion import PromotionRule, best_model, decide_promotion
 
 
 def _board(scores: dict[str, dict[str, float | None]]) -> list[LeaderboardEntry]:

@@ -33,12 +33,12 @@ from rm_resources.ray_scoring import (
 )
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
-from rm_rewards import registry
-from rm_rewards.converters import convert_rows
-from rm_rewards.kinds import PointwiseReward
+from rm_rewards.core import registry
+from rm_rewards.core.apply import apply_rewards, contiguous_batches, merge_batch_results, rule_rewards
+from rm_rewards.core.kinds import PointwiseReward
+from rm_rewards.core.schema import ResponseScore, Sample
+from rm_rewards.datasets.convert import convert_rows
 from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
-from rm_rewards.schema import ResponseScore, Sample
-from rm_rewards.scoring import contiguous_batches, merge_batch_results, rule_rewards, score_samples
 from tests.conftest import CANARY_API_KEY
 from tests.test_judging_assets import model_responder
 from tests.test_rules_code import make_sample
@@ -121,8 +121,8 @@ def test_batched_scoring_merges_back_to_the_whole_batch_order():
     samples = _bundled("helpsteer2", 8) + hostile_samples(9)[1:4]
     rewards = [r for r in rule_rewards() if r.name not in ("code_execution", "math_verify")]
     assert [len(b) for b in contiguous_batches(samples, 5)] == [5, 5, 5, 4]
-    per_batch = [score_samples(batch, rewards) for batch in contiguous_batches(samples, 5)]
-    assert merge_batch_results(rewards, per_batch) == score_samples(samples, rewards)
+    per_batch = [apply_rewards(batch, rewards) for batch in contiguous_batches(samples, 5)]
+    assert merge_batch_results(rewards, per_batch) == apply_rewards(samples, rewards)
     with pytest.raises(ValueError, match="unique names"):
         merge_batch_results([rewards[0], rewards[0]], per_batch)
 
@@ -160,7 +160,7 @@ def test_rule_scores_on_ray_equal_the_in_process_table_row_for_row(local_ray, tm
                + hostile_samples(fake_openai.port, pathological_math=False))
     rewards = limited_rule_rewards()
 
-    here = _table_rows(tmp_path, "rule_scores", score_samples(samples, rewards), samples)
+    here = _table_rows(tmp_path, "rule_scores", apply_rewards(samples, rewards), samples)
     on_ray = _table_rows(tmp_path, "rule_scores", score_rules(samples, rewards, on_ray=TWO_WORKERS), samples)
     assert len(here) > 300
     assert on_ray == here

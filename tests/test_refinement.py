@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from rm_rewards.judges import PointwiseJudge
-from rm_rewards.kinds import PointwiseReward
+from rm_rewards.core.kinds import PointwiseReward
+from rm_rewards.core.schema import ChatMessage, Response, Sample
+from rm_rewards.judging.judges import PointwiseJudge
+from rm_rewards.judging.refinement import RefinementSettings, arefine_sample, refine_batch, refined_sample
 from rm_rewards.llm import LLMClient
-from rm_rewards.refinement import RefinementSettings, arefine_sample, refine_batch, refined_sample
-from rm_rewards.schema import ChatMessage, Response, Sample
 from tests.fake_openai import status
 
 

@@ -10,9 +10,9 @@ from types import MappingProxyType
 
 import pytest
 
-from rm_rewards import registry, rm_gallery_names
-from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES, RmGalleryName
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.core import registry, rm_gallery_names
+from rm_rewards.core.rm_gallery_names import RM_GALLERY_NAMES, RmGalleryName
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 
 # Every `@RewardRegistry.register("...")` under rm_gallery/gallery/rm/ in rm-gallery 0.1.7 (PyPI;
 # identical to 0.1.4 on GitHub), read from the installed package's registry.

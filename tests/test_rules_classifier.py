@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rm_rewards import registry
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 
 
 def _sample(sample_id: str, *texts: str) -> Sample:

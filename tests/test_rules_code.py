@@ -8,8 +8,10 @@ import textwrap
 
 import pytest
 
-from rm_rewards import registry, sandbox
-from rm_rewards.bundled import bundled_path
+from rm_rewards import sandbox
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample
+from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.rules import code as code_rules
 from rm_rewards.rules.code import (
     CodeBlock,
@@ -19,7 +21,6 @@ from rm_rewards.rules.code import (
     python_blocks,
     solution_code,
 )
-from rm_rewards.schema import ChatMessage, Response, Sample
 
 CODE_REWARDS = ("code_syntax_check", "code_style", "code_patch_similarity", "code_execution")
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from rm_rewards import registry
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample, ToolCall
 from rm_rewards.rules.format import (
     reasoning_format,
     reasoning_format_problems,
     tool_call_format,
     tool_call_problems,
 )
-from rm_rewards.schema import ChatMessage, Response, Sample, ToolCall
 
 GOOD_CALL = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
 

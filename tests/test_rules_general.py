@@ -12,7 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rm_rewards import registry
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.rules import general
 from rm_rewards.rules.general import (
     extract_numbers,
@@ -22,7 +23,6 @@ from rm_rewards.rules.general import (
     token_f1,
     tokenize,
 )
-from rm_rewards.schema import ChatMessage, Response, Sample
 
 
 def make_sample(reference: str | None, *responses: str, sample_id: str = "s1") -> Sample:

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from rm_rewards import registry
-from rm_rewards.bundled import bundled_path
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample
+from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.rules import math as math_rules
 from rm_rewards.rules.math import MathVerify, gsm8k_final_answer, judge_batch, math_verify
-from rm_rewards.schema import ChatMessage, Response, Sample
 
 
 def make_sample(sample_id: str, reference: str | None, *responses: str) -> Sample:

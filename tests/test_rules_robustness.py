@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from rm_rewards import registry
-from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
 
 pytestmark = pytest.mark.timeout(300)
 

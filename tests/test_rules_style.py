@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rm_rewards import registry
+from rm_rewards.core import registry
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.rules import style
 from rm_rewards.rules.style import (
     cn_id_valid,
@@ -20,7 +21,6 @@ from rm_rewards.rules.style import (
     ngram_repetition_rate,
     privacy_leakage,
 )
-from rm_rewards.schema import ChatMessage, Response, Sample
 
 
 def make_sample(*responses: str) -> Sample:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from rm_rewards.schema import (
+from rm_rewards.core.schema import (
     ChatMessage,
     Response,
     ResponseScore,

@@ -7,7 +7,7 @@ import dagster as dg
 from rm_assets.serving.assets import served_model
 from rm_assets.serving.checks import promotion_passes_gate
 from rm_resources.warehouse import WarehouseResource
-from rm_rewards.leaderboard import LeaderboardEntry
+from rm_rewards.benchmarks.leaderboard import LeaderboardEntry
 
 
 def _entries(scores: dict[str, dict[str, float]]) -> list[LeaderboardEntry]:

@@ -13,7 +13,7 @@ import pytest
 
 from rm_resources.serving.protocol import API_KEY_ENV, RequestError, ScoreJob, parse_openrlhf_request
 from rm_resources.serving.scorers import JobScores, ModelSpec, isolated
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 
 API_KEY = "canary-serve-key-7f3a"  # must never show up in a response or a log
 
@@ -81,12 +81,12 @@ def server(tmp_path_factory):
 
 @pytest.mark.timeout(300)
 def test_served_scores_equal_offline_scores(server):
-    from training.bt_trainer import score_samples
+    from training.bt_scoring import score_with_checkpoint
 
     url, path = server
     status, body = _post(f"{url}/v1/rewards", _body(_samples(), model="checkpoint:tiny-serve"))
     assert status == 200, body
-    offline = score_samples(path, _samples())
+    offline = score_with_checkpoint(path, _samples())
     assert (body["model"], body["version"]) == ("checkpoint:tiny-serve", "v-test")
     assert [r["id"] for r in body["results"]] == ["s0", "s1", "s2"]
     for served, expected in zip(body["results"], offline):
@@ -96,13 +96,13 @@ def test_served_scores_equal_offline_scores(server):
 
 @pytest.mark.timeout(300)
 def test_concurrent_callers_are_batched_and_each_gets_its_own_scores(server):
-    from training.bt_trainer import score_samples
+    from training.bt_scoring import score_with_checkpoint
 
     url, path = server
     samples = _samples()
     with ThreadPoolExecutor(12) as pool:
         answers = list(pool.map(lambda i: _post(f"{url}/v1/rewards", _body([samples[i % 3]])), range(24)))
-    offline = score_samples(path, samples)
+    offline = score_with_checkpoint(path, samples)
     for i, (status, body) in enumerate(answers):
         assert status == 200 and body["results"][0]["scores"] == pytest.approx(offline[i % 3], abs=1e-5)
     assert _get(f"{url}/health", key=None)[1]["stats"]["largest_batch"] > 1

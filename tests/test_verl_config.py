@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from training.verl_config import REWARD_FUNCTION_FILE, VerlGRPOConfig, grpo_overrides, hydra_value
 from training.verl_export import export_verl_dataset
 from training.verl_launch import (

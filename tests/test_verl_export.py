@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from training.verl_export import (
     ABILITY,
     PAIRWISE_SYSTEM,

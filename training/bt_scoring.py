@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from rm_rewards.schema import Sample
+from rm_rewards.core.schema import Sample
 from training.data import render_text
 
 
@@ -97,7 +97,7 @@ def score_texts(
     return scores
 
 
-def score_samples(
+def score_with_checkpoint(
     model_path: str | os.PathLike, samples: Sequence[Sample], batch_size: int = 32, device: str = "cpu"
 ) -> list[list[float]]:
     """One reward per response of each sample, rendered with the training template."""

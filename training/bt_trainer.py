@@ -27,15 +27,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
 
-from rm_rewards.schema import Sample
-from training.bt_scoring import (  # noqa: F401 - scoring API re-exported
-    encode_texts,
-    quiet_transformers,
-    score_samples,
-    score_texts,
-)
+from rm_rewards.core.schema import Sample
+from training.bt_scoring import encode_texts, quiet_transformers
 from training.config import BTTrainConfig
-from training.data import PreferencePair, load_samples, pairs_from_samples, render_text, split_pairs
+from training.data import TrainingPair, load_samples, pairs_from_samples, render_text, split_pairs
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +152,7 @@ def load_model_and_tokenizer(path: str | os.PathLike, max_length: int) -> tuple[
 
 
 def _pair_rewards(
-    model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], max_length: int, device: torch.device
+    model: Any, tokenizer: Any, pairs: Sequence[TrainingPair], max_length: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Rewards of chosen and rejected texts in one forward pass; also the number of real tokens."""
     texts = [render_text(p.context, p.chosen) for p in pairs] + [
@@ -173,7 +168,7 @@ def _unwrap(model: Any) -> Any:
 
 
 def evaluate_pairs(
-    model: Any, tokenizer: Any, pairs: Sequence[PreferencePair], config: BTTrainConfig, worker: WorkerContext
+    model: Any, tokenizer: Any, pairs: Sequence[TrainingPair], config: BTTrainConfig, worker: WorkerContext
 ) -> dict[str, float]:
     """Held-out loss / accuracy / margin; each worker scores its shard and the sums are combined."""
     module = _unwrap(model)
@@ -349,7 +344,7 @@ class _Run:
     scheduler: Any
     plan: StepPlan
     state: TrainState
-    eval_pairs: Sequence[PreferencePair]
+    eval_pairs: Sequence[TrainingPair]
     history: list[dict[str, Any]] = field(default_factory=list)
     # Where this process's training loop began (a resumed run starts past step 0): steps_per_s.
     loop_began: float = field(default_factory=time.perf_counter)
@@ -396,7 +391,7 @@ class _Run:
 
 
 def _train_step(
-    run: _Run, batch: list[PreferencePair]
+    run: _Run, batch: list[TrainingPair]
 ) -> tuple[torch.Tensor, torch.Tensor, float, int, float]:
     config = run.config
     # Seeding per step makes dropout identical whether or not the run was resumed in between.
@@ -415,7 +410,7 @@ def _train_step(
     return r_c.detach().cpu(), r_r.detach().cpu(), float(loss.detach()), tokens, time.perf_counter() - began
 
 
-def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
+def _run_epoch(run: _Run, train_pairs: Sequence[TrainingPair]) -> PairStats:
     """Train the rest of the current epoch (or up to max_steps); returns the epoch's combined stats."""
     config, state = run.config, run.state
     batches = run.plan.worker_batches(state.epoch, run.worker.rank, config.seed)
@@ -448,8 +443,8 @@ def _run_epoch(run: _Run, train_pairs: Sequence[PreferencePair]) -> PairStats:
 
 def run_bt_training(
     config: BTTrainConfig,
-    train_pairs: Sequence[PreferencePair],
-    eval_pairs: Sequence[PreferencePair],
+    train_pairs: Sequence[TrainingPair],
+    eval_pairs: Sequence[TrainingPair],
     worker: WorkerContext,
     resume_dir: Path | None = None,
 ) -> TrainResult:
@@ -510,20 +505,20 @@ def _finish(
 
 
 def resolve_pairs(
-    config: BTTrainConfig, data: Sequence[Sample | PreferencePair | dict | str | os.PathLike]
-) -> tuple[list[PreferencePair], list[PreferencePair]]:
-    """(train pairs, held-out pairs) from Samples, ready PreferencePairs (e.g. curated training pairs),
+    config: BTTrainConfig, data: Sequence[Sample | TrainingPair | dict | str | os.PathLike]
+) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """(train pairs, held-out pairs) from Samples, ready TrainingPairs (e.g. curated training pairs),
     their dict forms, or sample files, after the config's caps and holdout. Pairs folded from the
     samples come first, then the given pairs in their order."""
     samples: list[Sample] = []
-    given: list[PreferencePair] = []
+    given: list[TrainingPair] = []
     for item in data:
         if isinstance(item, Sample):
             samples.append(item)
-        elif isinstance(item, PreferencePair):
+        elif isinstance(item, TrainingPair):
             given.append(item)
-        elif isinstance(item, dict) and "chosen" in item:  # a PreferencePair dump (a Sample's has responses)
-            given.append(PreferencePair.model_validate(item))
+        elif isinstance(item, dict) and "chosen" in item:  # a TrainingPair dump (a Sample's has responses)
+            given.append(TrainingPair.model_validate(item))
         elif isinstance(item, dict):
             samples.append(Sample.model_validate(item))
         else:

@@ -5,11 +5,11 @@ A pairwise Sample holds two candidate responses and `preference` = index of the 
 as the swapped copy with preference 1, so position-sensitive judges see both orders. A scalar
 reward model scores each response on its own, so the copies carry the same information:
 `pairs_from_samples` folds them back into one (context, chosen, rejected) triple (with
-`rm_rewards.pairs.fold_pairs`). `pairs_from_training_records` reads the curated `training_pairs`
-instead (`rm_rewards.curation`): the kept and flagged ones.
+`rm_rewards.curation.pairs.fold_pairs`). `pairs_from_training_records` reads the curated `training_pairs`
+instead (`rm_rewards.curation.curate`): the kept and flagged ones.
 
 Example pair (what the trainer consumes):
-    PreferencePair(sample_id="hh-17", split="train",
+    TrainingPair(sample_id="hh-17", split="train",
                    context=[ChatMessage(role="user", content="How do I pick a lock?")],
                    chosen="I can't help with that.", rejected="Sure, first get a tension wrench...")
 
@@ -30,16 +30,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from rm_rewards.curation import TRAINED_DECISIONS, TrainingPairRecord
-from rm_rewards.pairs import LabelledPair, fold_pairs
-from rm_rewards.schema import ChatMessage, Sample, Split, samples_from_frame
+from rm_rewards.core.schema import ChatMessage, Sample, Split, samples_from_frame
+from rm_rewards.curation.curate import TRAINED_DECISIONS, TrainingPairRecord
+from rm_rewards.curation.pairs import LabelledPair, fold_pairs
 
 log = logging.getLogger(__name__)
 
 ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
-class PreferencePair(BaseModel):
+class TrainingPair(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sample_id: str
@@ -56,10 +56,10 @@ def render_text(context: Sequence[ChatMessage], response: str) -> str:
     return "\n".join(lines)
 
 
-def pairs_from_samples(samples: Iterable[Sample]) -> list[PreferencePair]:
+def pairs_from_samples(samples: Iterable[Sample]) -> list[TrainingPair]:
     """Deduplicated (context, chosen, rejected) triples from pairwise samples, in first-seen order.
 
-    The pairs are `rm_rewards.pairs.fold_pairs`'s: ties (preference None), pairs with identical
+    The pairs are `rm_rewards.curation.pairs.fold_pairs`'s: ties (preference None), pairs with identical
     responses and samples of other tasks are skipped; a pair seen in several samples (the swapped
     copy, or the same pair again) is kept once, with the split and label of its first sighting.
     A pairwise sample without exactly two responses, or with a preference other than 0/1/None, is
@@ -71,21 +71,21 @@ def pairs_from_samples(samples: Iterable[Sample]) -> list[PreferencePair]:
     return pairs
 
 
-def pairs_from_training_records(records: Iterable[TrainingPairRecord]) -> list[PreferencePair]:
+def pairs_from_training_records(records: Iterable[TrainingPairRecord]) -> list[TrainingPair]:
     """The curated pairs a reward model trains on: kept and flagged records (dropped ones are for the
     audit only), in the given order, each named by its `pair_id`."""
     return [_trainer_pair(record) for record in records if record.decision in TRAINED_DECISIONS]
 
 
-def _trainer_pair(pair: LabelledPair | TrainingPairRecord) -> PreferencePair:
+def _trainer_pair(pair: LabelledPair | TrainingPairRecord) -> TrainingPair:
     """The (context, chosen, rejected) texts of a folded human pair or a curated record, named by its pair id."""
-    return PreferencePair(
+    return TrainingPair(
         sample_id=pair.pair_id, split=pair.split, context=pair.context,
         chosen=pair.chosen.text, rejected=pair.rejected.text,
     )
 
 
-def split_pairs(pairs: Sequence[PreferencePair]) -> tuple[list[PreferencePair], list[PreferencePair]]:
+def split_pairs(pairs: Sequence[TrainingPair]) -> tuple[list[TrainingPair], list[TrainingPair]]:
     """(train pairs, held-out pairs) by each pair's split."""
     return [p for p in pairs if p.split == "train"], [p for p in pairs if p.split == "test"]
 

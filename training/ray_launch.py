@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rm_rewards.schema import Sample
+from rm_rewards.core.schema import Sample
 from training.bt_trainer import (
     METRICS_FILE,
     RUN_INFO_FILE,
@@ -44,7 +44,7 @@ from training.bt_trainer import (
     run_bt_training,
 )
 from training.config import BTTrainConfig
-from training.data import PreferencePair
+from training.data import TrainingPair
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 FAULT_MARKER = "injected_failure_done"
 
 
-def _serialisable_data(data: Sequence[Sample | PreferencePair | str | os.PathLike]) -> list[Any]:
+def _serialisable_data(data: Sequence[Sample | TrainingPair | str | os.PathLike]) -> list[Any]:
     """Samples and preference pairs travel to workers as JSON dicts, files as absolute paths (workers
     read them)."""
     return [
         item.model_dump(mode="json")
-        if isinstance(item, (Sample, PreferencePair))
+        if isinstance(item, (Sample, TrainingPair))
         else str(Path(item).resolve())
         for item in data
     ]

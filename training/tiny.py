@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from rm_rewards.schema import ChatMessage, Response, Sample
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from training.config import default_backbone_path
 
 POLITE = [

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rm_rewards.pairs import fold_pairs
-from rm_rewards.schema import ChatMessage, Sample
+from rm_rewards.core.schema import ChatMessage, Sample
+from rm_rewards.curation.pairs import fold_pairs
 from training.data import ROLE_LABELS
 from training.verl_reward import DATA_SOURCE_PREFIX, PAIRWISE, POINTWISE, SCORE_RANGE
 
@@ -68,7 +68,7 @@ def _extra(sample: Sample, task: str, swapped: bool = False, response_index: int
 def pairwise_rows(samples: Iterable[Sample]) -> list[dict[str, Any]]:
     """Two rows per distinct pairwise sample (as given, and A/B swapped); ties labelled 'tie'.
 
-    Distinct: `rm_rewards.pairs.fold_pairs` (ties included) keeps a converter's swapped copy, or a
+    Distinct: `rm_rewards.curation.pairs.fold_pairs` (ties included) keeps a converter's swapped copy, or a
     repeat of the pair, out; a pair of two identical texts has nothing to judge and is left out
     too. A pairwise sample must have exactly 2 responses and a preference of 0,
     1 or None (tie); anything else is an error naming the sample and the field.

@@ -17,7 +17,7 @@ report with a plot and the change since the model's previous report renders in t
 Items come from the benchmark's source (`DatasetSourceResource.benchmark_source`: configured
 `benchmark_files`, the hub in hub mode, or the bundled sample). JudgeBench has no bundled rows:
 materializing a judge_bench partition without a configured source fails with how to configure one.
-A report whose headline lacks some of its parts (`rm_rewards.benchmarks.reports`) has status
+A report whose headline lacks some of its parts (`rm_rewards.benchmarks.report_models`) has status
 `partial` and no `headline` in its metadata, only `partial_headline` and `headline_parts`.
 """
 
@@ -38,7 +38,7 @@ from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
 from rm_resources.warehouse import WarehouseResource
 
-_BENCHMARK_CODE = ("rm_assets.benchmarks.assets", "rm_rewards.benchmarks", "rm_rewards.kinds", "rm_rewards.schema")
+_BENCHMARK_CODE = ("rm_assets.benchmarks.assets", "rm_rewards.benchmarks", "rm_rewards.core.kinds", "rm_rewards.core.schema")
 
 # What the sensor registers for benchmarking besides every trained checkpoint: a rule and the LLM
 # judge with its default principles. The judge with learned principles is principles_benchmark_reports.
@@ -105,7 +105,7 @@ def _report(
 ) -> dg.MaterializeResult:
     """Store a result, render its report against the previous one, and describe it as metadata."""
     from rm_assets.lineage import audit
-    from rm_rewards.benchmarks.report import render_report
+    from rm_rewards.benchmarks.report_render import render_report
 
     partition = str(context.partition_key)
     previous = store.recent_summaries(asset, partition, limit=1)
@@ -176,7 +176,7 @@ def benchmark_reports(
     import functools
 
     from rm_rewards.benchmarks import CheckpointModel, evaluate_model
-    from training.bt_trainer import score_samples
+    from training.bt_scoring import score_with_checkpoint
 
     keys = _dimensions(context)
     benchmark, run_key = keys["benchmark"], keys["run"]
@@ -187,7 +187,7 @@ def benchmark_reports(
     items, source = _items(datasets, benchmark)
     model = CheckpointModel(run_id=run_key, path=checkpoint["path"])
     result = evaluate_model(
-        benchmark, items, model, checkpoint_scorer=functools.partial(score_samples, checkpoint["path"])
+        benchmark, items, model, checkpoint_scorer=functools.partial(score_with_checkpoint, checkpoint["path"])
     )
     return _report(context, "benchmark_reports", store, result, config=config, notes=[], items=len(items),
                    usage={"checkpoint_run_id": checkpoint["run_id"]}, source=source,
@@ -200,7 +200,7 @@ def benchmark_reports(
     group_name="benchmarks",
     kinds={"openai", "duckdb"},
     pool="llm",
-    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.judges", "rm_rewards.principles"),
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.judging", "rm_rewards.judging.principles"),
     description="The pointwise LLM judge with the principles auto_principles learned on a dataset, on every "
     "benchmark (the default principles, said so, when no principle survived).",
 )
@@ -236,7 +236,7 @@ def principles_benchmark_reports(
     partitions_def=baseline_report_partitions,
     group_name="benchmarks",
     kinds={"duckdb"},
-    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.rules", "rm_rewards.judges", "rm_rewards.registry"),
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.rules", "rm_rewards.judging", "rm_rewards.core.registry"),
     description="Baselines on every benchmark: registry rule rewards (reward:<rule>) and LLM judges with "
     "their default principles (judge:<name>); they use no upstream asset.",
 )
@@ -277,7 +277,7 @@ REPORT_ASSETS = (benchmark_reports, principles_benchmark_reports, baseline_bench
     deps=[dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping()) for asset in REPORT_ASSETS],
     group_name="benchmarks",
     kinds={"duckdb"},
-    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.leaderboard"),
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.benchmarks.leaderboard"),
     description="Every evaluated model × every benchmark, from each pair's latest report: one DuckDB table "
     "and one markdown table with a plot; models or benchmarks that do not apply show as such.",
 )
@@ -285,8 +285,12 @@ def leaderboard(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetSourceResource
 ) -> dg.MaterializeResult:
     from rm_assets.partitions import BENCHMARKS
+    from rm_rewards.benchmarks.leaderboard import (
+        build_leaderboard,
+        leaderboard_benchmarks,
+        leaderboard_markdown,
+    )
     from rm_rewards.benchmarks.loaders import BUNDLED_FILES
-    from rm_rewards.leaderboard import build_leaderboard, leaderboard_benchmarks, leaderboard_markdown
 
     store = warehouse.get_store()
     reports = store.latest_reports()

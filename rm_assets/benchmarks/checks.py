@@ -24,7 +24,7 @@ def _regression_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
 
 def regression_result(summaries: list[dict], config: RegressionConfig) -> dg.AssetCheckResult:
     """Flag a report whose metrics dropped by more than `max_drop` against the previous report."""
-    from rm_rewards.benchmarks.report import detect_drops
+    from rm_rewards.benchmarks.report_render import detect_drops
 
     if len(summaries) < 2:
         return dg.AssetCheckResult(passed=True, metadata={"compared": "no previous report yet"})

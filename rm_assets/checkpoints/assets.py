@@ -57,7 +57,7 @@ def training_data_versions(store, datasets: list[str]) -> dict[str, str]:
 
 
 def training_inputs(store, config: TrainingRunConfig) -> list:
-    """The pairs this run trains and evaluates on, as `training.data.PreferencePair`s."""
+    """The pairs this run trains and evaluates on, as `training.data.TrainingPair`s."""
     from training.data import pairs_from_samples, pairs_from_training_records
 
     _check_datasets(config.datasets)
@@ -75,7 +75,7 @@ def training_inputs(store, config: TrainingRunConfig) -> list:
 
 
 def _curve_markdown(history: list[dict]) -> str:
-    from rm_rewards.plots import line_chart_markdown
+    from rm_rewards.benchmarks.plots import line_chart_markdown
 
     steps = [row for row in history if row.get("kind") == "step"]
     evals = [row for row in history if row.get("kind") == "eval" and "eval_accuracy" in row]
@@ -166,8 +166,8 @@ class GRMTrainingConfig(dg.Config):
 def grm_training_samples(store, datasets: list[str]) -> list:
     """The samples a generative RM learns from: each curated pair (kept or flagged) as a pairwise
     sample with the chosen response first, plus the datasets' pointwise samples (0-4 grades)."""
-    from rm_rewards.curation import TRAINED_DECISIONS
-    from rm_rewards.schema import Sample
+    from rm_rewards.core.schema import Sample
+    from rm_rewards.curation.curate import TRAINED_DECISIONS
 
     _check_datasets(datasets)
     samples = [
@@ -201,7 +201,7 @@ def grm_checkpoints(
     warehouse: WarehouseResource,
     verl: VerlTrainerResource,
 ) -> dg.MaterializeResult:
-    from rm_rewards.plots import line_chart_markdown
+    from rm_rewards.benchmarks.plots import line_chart_markdown
     from training.verl_config import VerlGRPOConfig
     from training.verl_export import export_verl_dataset
 

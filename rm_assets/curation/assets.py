@@ -1,7 +1,7 @@
 """training_pairs: the curated preference set reward models train on.
 
 Built per dataset from the converted pairs, their rule and LLM scores and the refinements, by the
-curation policy in `rm_rewards.curation` (human pairs once each, data correction against the judge,
+curation policy in `rm_rewards.curation.curate` (human pairs once each, data correction against the judge,
 refined pairs, rule gates). Every row says why it is there and what decided it.
 """
 
@@ -18,7 +18,7 @@ from rm_resources.warehouse import WarehouseResource
 
 
 def _policy_default(field: str):
-    from rm_rewards.curation import CurationPolicy
+    from rm_rewards.curation.curate import CurationPolicy
 
     return CurationPolicy.model_fields[field].get_default(call_default_factory=True)
 
@@ -33,14 +33,14 @@ class RuleGateConfig(dg.Config):
 
 class CurationConfig(dg.Config):
     """The curation policy as run config; defaults (and their documentation) are
-    `rm_rewards.curation.CurationPolicy`'s."""
+    `rm_rewards.curation.curate.CurationPolicy`'s."""
 
     on_contradiction: Literal["flag", "drop", "keep", "relabel"] = _policy_default("on_contradiction")
     refined_margin: float = _policy_default("refined_margin")
     rule_gates: list[RuleGateConfig] = [gate.model_dump() for gate in _policy_default("rule_gates")]
 
     def policy(self):
-        from rm_rewards.curation import CurationPolicy, RuleGate
+        from rm_rewards.curation.curate import CurationPolicy, RuleGate
 
         gates = [RuleGate.model_validate(g if isinstance(g, dict) else dict(g)) for g in self.rule_gates]
         return CurationPolicy(on_contradiction=self.on_contradiction, refined_margin=self.refined_margin,
@@ -53,7 +53,7 @@ class CurationConfig(dg.Config):
     deps=[converted_samples, rule_scores, llm_scores, refined_samples],
     group_name="curation",
     kinds={"duckdb"},
-    code_version=code_version("rm_assets.curation.assets", "rm_rewards.curation", "rm_rewards.pairs"),
+    code_version=code_version("rm_assets.curation.assets", "rm_rewards.curation.curate", "rm_rewards.curation.pairs"),
     description="The curated preference pairs reward models train on: human pairs once each, checked "
     "against the LLM judge (flag/drop/keep/relabel), refined pairs that beat their original, rule gates; "
     "each row with its reason, decision, source samples, raw row hashes and the score rows that decided it.",
@@ -61,8 +61,8 @@ class CurationConfig(dg.Config):
 def training_pairs(
     context: dg.AssetExecutionContext, config: CurationConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    from rm_rewards.curation import curate
-    from rm_rewards.pairs import fold_pairs
+    from rm_rewards.curation.curate import curate
+    from rm_rewards.curation.pairs import fold_pairs
 
     dataset = context.partition_key
     store = warehouse.get_store()

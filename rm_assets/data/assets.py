@@ -51,8 +51,8 @@ class ConversionConfig(dg.Config):
     deps=[raw_rows],
     group_name="data",
     kinds={"duckdb"},
-    code_version=code_version("rm_assets.data.assets", "rm_rewards.converters", "rm_rewards.datasets",
-                              "rm_rewards.schema"),
+    code_version=code_version("rm_assets.data.assets", "rm_rewards.datasets.convert", "rm_rewards.datasets",
+                              "rm_rewards.core.schema"),
     description="Samples in rmforge's schema (pointwise and A/B-swapped pairwise), with a stable split and "
     "the raw rows each came from; bad rows go to the quarantine table.",
 )
@@ -64,7 +64,7 @@ def converted_samples(
 ) -> dg.MaterializeResult:
     from collections import Counter
 
-    from rm_rewards.converters import convert_rows
+    from rm_rewards.datasets.convert import convert_rows
 
     dataset = context.partition_key
     store = warehouse.get_store()
@@ -95,23 +95,28 @@ def converted_samples(
     deps=[converted_samples],
     group_name="scoring",
     kinds={"duckdb"},
-    code_version=code_version("rm_assets.data.assets", "rm_rewards.scoring", "rm_rewards.rules",
-                              "rm_rewards.kinds", "rm_rewards.sandbox", "rm_rewards.registry"),
+    code_version=code_version("rm_assets.data.assets", "rm_rewards.core.apply", "rm_rewards.rules",
+                              "rm_rewards.core.kinds", "rm_rewards.sandbox", "rm_rewards.core.registry"),
     description="Every applicable rule-based reward on every converted sample: one row per sample × reward, "
     "with the reward version and the sample's content hash.",
 )
 def rule_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, ray: RayClusterResource
 ) -> dg.MaterializeResult:
-    from rm_rewards.scoring import rule_rewards, summarize
+    from rm_rewards.core.apply import ScoreSummary, rule_rewards
 
     dataset = context.partition_key
     store = warehouse.get_store()
     samples = store.read_samples(dataset)
     rewards = rule_rewards()
-    results = ray.score_rules(samples, rewards)  # in process or on Ray, by the resource's mode
-    frame = store.write_scores("rule_scores", dataset, results, samples, context.run_id)
-    summary = summarize(results)
+    # Batch by batch (in process or on Ray, by the resource's mode): each batch's results become
+    # rows at once, so memory holds the partition's rows, not ~3 KB of result objects per row.
+    scoring = ScoreSummary()
+    batches = scoring.counting(ray.score_rules_batches(samples, rewards))
+    frame = store.write_score_batches(
+        "rule_scores", dataset, batches, samples, context.run_id, reward_order=[r.name for r in rewards]
+    )
+    summary = scoring.as_dict()
     return dg.MaterializeResult(
         metadata=table_metadata(
             "rule_scores",
@@ -129,7 +134,10 @@ def rule_scores(
 def _frame_version(frame) -> str:
     from rm_resources.store import content_version
 
-    return content_version(frame.drop(columns=["run_id"]).astype(str).itertuples(index=False))
+    # Row by row, each cell as `astype(str)` writes it: a whole-frame astype(str) would hold a
+    # text copy of every score row at once.
+    rows = frame.drop(columns=["run_id"]).itertuples(index=False)
+    return content_version(tuple(str(value) for value in row) for row in rows)
 
 
 def summary_markdown(summary: dict[str, dict[str, float]]) -> str:

@@ -17,8 +17,8 @@ from rm_resources.llm import LLMClientResource
 from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.warehouse import WarehouseResource
 
-_JUDGING_CODE = ("rm_assets.judging.assets", "rm_rewards.judges", "rm_rewards.llm", "rm_rewards.kinds",
-                 "rm_rewards.schema")
+_JUDGING_CODE = ("rm_assets.judging.assets", "rm_rewards.judging", "rm_rewards.llm", "rm_rewards.core.kinds",
+                 "rm_rewards.core.schema")
 
 # Every LLM-calling asset: per dataset, in the `llm` pool so parallel runs queue for the endpoint.
 LLM_ASSET = dict(partitions_def=dataset_partitions, group_name="judging", kinds={"openai", "duckdb"}, pool="llm",
@@ -62,15 +62,15 @@ class PrincipleConfig(dg.Config):
 @dg.asset(
     **LLM_ASSET,
     deps=[converted_samples],
-    code_version=code_version(*_JUDGING_CODE, "rm_rewards.principles", "rm_rewards.embeddings", "rm_rewards.pairs"),
+    code_version=code_version(*_JUDGING_CODE, "rm_rewards.judging.principles", "rm_rewards.judging.embeddings", "rm_rewards.curation.pairs"),
     description="Principles learned from the partition's preference pairs (propose → evaluate → revise → "
     "select → merge), with provenance and judge agreement before and after.",
 )
 def auto_principles(
     context: dg.AssetExecutionContext, config: PrincipleConfig, warehouse: WarehouseResource, llm: LLMClientResource
 ) -> dg.MaterializeResult:
-    from rm_rewards.pairs import fold_pairs
-    from rm_rewards.principles import PrincipleSettings, generate_principles
+    from rm_rewards.curation.pairs import fold_pairs
+    from rm_rewards.judging.principles import PrincipleSettings, generate_principles
 
     dataset = context.partition_key
     store = warehouse.get_store()
@@ -110,7 +110,7 @@ class LLMScoreConfig(dg.Config):
 @dg.asset(
     **LLM_ASSET,
     deps=[converted_samples, auto_principles],
-    code_version=code_version(*_JUDGING_CODE, "rm_rewards.scoring", "rm_resources.ray_scoring"),
+    code_version=code_version(*_JUDGING_CODE, "rm_rewards.core.apply", "rm_resources.ray_scoring"),
     description="Principle-based LLM judge scores with the principles auto_principles learned for the "
     "partition (the defaults when none survived, said on every row): pairwise samples judged in both orders "
     "(position inconsistency reported), pointwise samples graded 0-4; one row per sample × judge.",
@@ -122,7 +122,7 @@ def llm_scores(
     llm: LLMClientResource,
     ray: RayClusterResource,
 ) -> dg.MaterializeResult:
-    from rm_rewards.scoring import summarize
+    from rm_rewards.core.apply import summarize
 
     dataset = context.partition_key
     store = warehouse.get_store()
@@ -161,15 +161,15 @@ class RefinementConfig(dg.Config):
 @dg.asset(
     **LLM_ASSET,
     deps=[converted_samples, auto_principles],
-    code_version=code_version(*_JUDGING_CODE, "rm_rewards.refinement", "rm_rewards.pairs"),
+    code_version=code_version(*_JUDGING_CODE, "rm_rewards.judging.refinement", "rm_rewards.curation.pairs"),
     description="Responses improved by critique-and-rewrite rounds with the learned principles (pointwise "
     "responses, and the rejected answer of each labelled pair); every round kept with its score.",
 )
 def refined_samples(
     context: dg.AssetExecutionContext, config: RefinementConfig, warehouse: WarehouseResource, llm: LLMClientResource
 ) -> dg.MaterializeResult:
-    from rm_rewards.judges import PointwiseJudge
-    from rm_rewards.refinement import RefinementSettings, refine_batch, refinement_candidates
+    from rm_rewards.judging.judges import PointwiseJudge
+    from rm_rewards.judging.refinement import RefinementSettings, refine_batch, refinement_candidates
 
     dataset = context.partition_key
     store = warehouse.get_store()

@@ -1,6 +1,6 @@
 """Promotion: `served_model` picks the model `rmforge serve` serves, from the leaderboard.
 
-The rule and its gate are `rm_rewards.promotion`; every decision (promoted, kept, blocked) is one
+The rule and its gate are `rm_rewards.benchmarks.promotion`; every decision (promoted, kept, blocked) is one
 more row of the `promotions` table, so what was served, when and why is history in DuckDB.
 """
 
@@ -21,7 +21,7 @@ class PromotionConfig(dg.Config):
     force: bool = False  # with override: serve it even when it fails the gate
 
     def rule(self):
-        from rm_rewards.promotion import PromotionRule
+        from rm_rewards.benchmarks.promotion import PromotionRule
 
         return PromotionRule(**{**self.model_dump(), "eligible_kinds": tuple(self.eligible_kinds)})
 
@@ -41,7 +41,7 @@ def _comparisons_markdown(decision) -> str:
     deps=[leaderboard],
     group_name="serving",
     kinds={"duckdb"},
-    code_version=code_version("rm_assets.serving.assets", "rm_rewards.promotion", "rm_rewards.leaderboard"),
+    code_version=code_version("rm_assets.serving.assets", "rm_rewards.benchmarks.promotion", "rm_rewards.benchmarks.leaderboard"),
     description="The model rmforge serves: the best checkpoint on a benchmark when it beats the served model "
     "by a margin without regressing elsewhere (or an explicit model key); every decision is a promotions row.",
 )
@@ -50,7 +50,7 @@ def served_model(
 ) -> dg.MaterializeResult:
     import pandas as pd
 
-    from rm_rewards.promotion import decide_promotion, entries_from_rows
+    from rm_rewards.benchmarks.promotion import decide_promotion, entries_from_rows
 
     store = warehouse.get_store()
     board = store.read_leaderboard()

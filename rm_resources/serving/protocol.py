@@ -1,6 +1,6 @@
 """What the reward server accepts and answers, validated without Ray or a web framework.
 
-`POST /v1/rewards` takes samples in rmforge's schema (`rm_rewards.schema.Sample`; `id` and
+`POST /v1/rewards` takes samples in rmforge's schema (`rm_rewards.core.schema.Sample`; `id` and
 `source` may be left out, and a response may be a plain string):
 
     {"model": "checkpoint:bt-1a2b",                      # optional: must be the served model
@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from rm_rewards.schema import ChatMessage, Response, Sample, Task
+from rm_rewards.core.schema import ChatMessage, Response, Sample, Task
 
 API_KEY_ENV = "RMFORGE_SERVE_API_KEY"
 

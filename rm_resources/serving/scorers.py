@@ -1,6 +1,6 @@
 """Scorers the server holds: a trained checkpoint or a rule reward, loaded once per replica.
 
-A checkpoint scores exactly as `training.bt_scoring.score_samples` does offline (the training
+A checkpoint scores exactly as `training.bt_scoring.score_with_checkpoint` does offline (the training
 template, the checkpoint's own tokenizer truncation), so served and offline scores agree; the
 requests of one dynamic batch go through one `score_texts` call. A rule reward runs its
 `evaluate_batch`. When a batch fails, each request is retried alone, so one bad request fails

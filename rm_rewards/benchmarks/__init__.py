@@ -45,6 +45,13 @@ from rm_rewards.benchmarks.loaders import (
     load_from_hub,
     parse_rows,
 )
+from rm_rewards.benchmarks.metrics import (
+    score_benchmark,
+    score_judge_bench,
+    score_reward_bench_2,
+    score_rm_bench,
+    score_rmb,
+)
 from rm_rewards.benchmarks.model_keys import (
     MODEL_KINDS,
     PRINCIPLES_DEFAULT,
@@ -64,7 +71,7 @@ from rm_rewards.benchmarks.model_keys import (
     parse_model_key,
     principles_key,
 )
-from rm_rewards.benchmarks.reports import (
+from rm_rewards.benchmarks.report_models import (
     BenchmarkReport,
     HeadlineCoverage,
     JudgeBenchGroupResult,
@@ -76,13 +83,6 @@ from rm_rewards.benchmarks.reports import (
     RMBGroupResult,
     RMBReport,
     TiesDetail,
-)
-from rm_rewards.benchmarks.scoring import (
-    score_benchmark,
-    score_judge_bench,
-    score_reward_bench_2,
-    score_rm_bench,
-    score_rmb,
 )
 
 __all__ = [

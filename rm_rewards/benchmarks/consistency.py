@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from rm_rewards.benchmarks.reports import fmt_pct, markdown_table
-from rm_rewards.kinds import PairwiseVerdict
+from rm_rewards.benchmarks.report_models import fmt_pct, markdown_table
+from rm_rewards.core.kinds import PairwiseVerdict
 
 Outcome = int | Literal["tie"]
 

@@ -4,12 +4,12 @@ An evaluated model (`rm_rewards.benchmarks.model_keys`: specs, keys, `model_from
 registered reward (a rule, or an LLM judge that gets its `LLMClient` at call time), a trained
 Bradley-Terry checkpoint, or the pointwise judge with a dataset's learned principles.
 `rm_rewards` never imports `training`, so a checkpoint is scored through a callable the caller
-passes, e.g. `functools.partial(training.bt_trainer.score_samples, path)`:
+passes, e.g. `functools.partial(training.bt_scoring.score_with_checkpoint, path)`:
 
     model = RewardModel(reward="length_penalty")                 # key "reward:length_penalty"
     result = evaluate_model("rm_bench", items, model)
     ckpt = CheckpointModel(run_id="bt-0001", path="/data/ckpt")  # key "checkpoint:bt-0001"
-    result = evaluate_model("rm_bench", items, ckpt, checkpoint_scorer=partial(score_samples, ckpt.path))
+    result = evaluate_model("rm_bench", items, ckpt, checkpoint_scorer=partial(score_with_checkpoint, ckpt.path))
     result.headline, result.summary(), result.report.to_markdown()
     spec = PrinciplesModel(dataset="helpsteer2")                 # key "principles:helpsteer2"
     built = spec.build(client, scenario, principles)             # built.principles_source
@@ -49,6 +49,7 @@ from rm_rewards.benchmarks.items import (
     item_to_sample,
     sample_id_for,
 )
+from rm_rewards.benchmarks.metrics import score_benchmark
 from rm_rewards.benchmarks.model_keys import (  # noqa: F401 - the model specs, re-exported for callers
     CheckpointModel,
     EvaluatedModel,
@@ -66,7 +67,7 @@ from rm_rewards.benchmarks.pair_judging import (
     report_from_verdicts,
     unsupported_reason,
 )
-from rm_rewards.benchmarks.reports import (
+from rm_rewards.benchmarks.report_models import (
     BenchmarkReport,
     HeadlineCoverage,
     JudgeBenchReport,
@@ -74,9 +75,8 @@ from rm_rewards.benchmarks.reports import (
     RMBenchReport,
     RMBReport,
 )
-from rm_rewards.benchmarks.scoring import score_benchmark
-from rm_rewards.kinds import DEFAULT_MAX_CONCURRENCY, PairwiseReward, Reward, describe_error
-from rm_rewards.schema import RewardResult, Sample
+from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, PairwiseReward, Reward, describe_error
+from rm_rewards.core.schema import RewardResult, Sample
 
 if typing.TYPE_CHECKING:
     from rm_rewards.llm import LLMClient
@@ -411,7 +411,7 @@ def evaluate(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
 ) -> EvaluationResult:
     """Score `items` of `benchmark` with a reward or a sample scorer (one score per response,
-    None for none; e.g. a checkpoint's `score_samples`). An exception from a sample scorer (a
+    None for none; e.g. a checkpoint's `score_with_checkpoint`). An exception from a sample scorer (a
     checkpoint that will not load) propagates: the evaluation did not happen."""
     run = _Run(benchmark, items, scorer, model_key)
     if isinstance(scorer, PairwiseReward):
@@ -453,7 +453,7 @@ def _resolve(
         if checkpoint_scorer is None:
             raise ValueError(
                 f"model {model.key}: a checkpoint needs checkpoint_scorer=, e.g. "
-                f"functools.partial(training.bt_trainer.score_samples, {model.path or '<path>'!r})"
+                f"functools.partial(training.bt_scoring.score_with_checkpoint, {model.path or '<path>'!r})"
             )
         return checkpoint_scorer
     if isinstance(model, PrinciplesModel):

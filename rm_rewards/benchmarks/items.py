@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rm_rewards.schema import ChatMessage, Response, RewardResult, Sample
+from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
 
 BenchmarkName = Literal["rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon", "judge_bench"]
 BENCHMARK_NAMES: tuple[str, ...] = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon", "judge_bench")

@@ -29,7 +29,7 @@ from typing import Literal
 
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.items import BenchmarkItem
-from rm_rewards.benchmarks.reports import HeadlineCoverage, JudgeBenchGroupResult, JudgeBenchReport
+from rm_rewards.benchmarks.report_models import HeadlineCoverage, JudgeBenchGroupResult, JudgeBenchReport
 
 CATEGORIES = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
 LABELS = ("A>B", "B>A")

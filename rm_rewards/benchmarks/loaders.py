@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict
 
 from rm_rewards.benchmarks.items import BENCHMARK_NAMES, BenchmarkItem, BenchmarkName
 from rm_rewards.benchmarks.judge_bench import category_of
-from rm_rewards.bundled import bundled_path
+from rm_rewards.core.schema import ChatMessage
+from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.datasets.sources import read_rows_file
-from rm_rewards.schema import ChatMessage
 
 RM_BENCH_DOMAINS = ("chat", "code", "math", "safety-refuse", "safety-response")
 RM_BENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")

@@ -34,12 +34,12 @@ from pydantic import (
     field_validator,
 )
 
-from rm_rewards import registry
 from rm_rewards.benchmarks.pair_judging import PairOrders
-from rm_rewards.kinds import DEFAULT_MAX_CONCURRENCY, Reward
+from rm_rewards.core import registry
+from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, Reward
 
 if typing.TYPE_CHECKING:
-    from rm_rewards.judges import PointwiseJudge
+    from rm_rewards.judging.judges import PointwiseJudge
     from rm_rewards.llm import LLMClient
 
 ModelKind = Literal["reward", "judge", "checkpoint", "principles"]
@@ -200,7 +200,7 @@ class PrinciplesModel(BaseModel):
         """A `PointwiseJudge` with `scenario` and `principles`. When no principle survived
         (`principles` empty) it is the judge with its default principles, and
         `principles_source` says "default (no principle survived)" instead of "learned"."""
-        from rm_rewards.judges import PointwiseJudge
+        from rm_rewards.judging.judges import PointwiseJudge
 
         if client is None:
             raise ValueError(f"model {self.key} is an LLM judge and needs an LLMClient: pass client")

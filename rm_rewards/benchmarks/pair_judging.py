@@ -34,10 +34,10 @@ from typing import Literal
 from rm_rewards.benchmarks import judge_bench
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.items import BenchmarkItem, item_to_sample
-from rm_rewards.benchmarks.reports import BenchmarkReport, RMBenchDomainResult, RMBenchReport
-from rm_rewards.benchmarks.scoring import rm_bench_domain_result, rm_bench_report, score_benchmark
-from rm_rewards.kinds import PairwiseReward, PairwiseVerdict, describe_error, run_sync
-from rm_rewards.schema import Sample
+from rm_rewards.benchmarks.metrics import rm_bench_domain_result, rm_bench_report, score_benchmark
+from rm_rewards.benchmarks.report_models import BenchmarkReport, RMBenchDomainResult, RMBenchReport
+from rm_rewards.core.kinds import PairwiseReward, PairwiseVerdict, describe_error, run_sync
+from rm_rewards.core.schema import Sample
 
 PairOrders = Literal["both", "one"]
 # (correct index, incorrect index) -> True won, False lost (incl. ties and flips), None failed

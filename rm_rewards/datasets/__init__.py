@@ -1,8 +1,10 @@
 """Raw preference data → `Sample`s: loading, HelpSteer2 / HH-RLHF conversion, quarantine.
 
-The public entry points live in `rm_rewards.converters` (`convert_rows`, `ConversionResult`,
-`QuarantinedRow`, `load_bundled_rows`, `list_datasets`); the modules here hold the pieces:
+The modules, each imported by its own path:
 
+- `convert`: `convert_rows`, the one entry point from raw rows to samples;
+- `catalog`: the dataset formats, the built-in datasets and the datasets config file;
+- `bundled`: where the real samples shipped in the package live;
 - `quarantine`: `RowError`, `QuarantinedRow`, `ConversionResult` and the checked field readers;
 - `keys`: content-derived sample ids and the hash-based train/test split;
 - `samples`: building pointwise, listwise and A/B-swapped pair samples the same way everywhere;

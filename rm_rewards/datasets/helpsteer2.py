@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.datasets.keys import check_test_fraction, content_digest, conversation_key
 from rm_rewards.datasets.quarantine import ConversionResult, RowError, read_rows, require_int, require_text
 from rm_rewards.datasets.samples import assistant_response, pointwise_sample, prompt_id, swapped_pair_samples
-from rm_rewards.schema import ChatMessage, Response, Sample
 
 HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 PREFERENCE_FIELDS = ("response_1", "response_2", "preference_strength")
@@ -58,7 +58,7 @@ class RatedResponse:
 
 
 @dataclass(frozen=True)
-class PreferencePair:
+class StrengthPair:
     messages: list[ChatMessage]
     response_1: str
     response_2: str
@@ -77,7 +77,7 @@ def read_rating_row(row: Mapping[str, Any]) -> RatedResponse:
     return RatedResponse(messages, response, attributes, digest)
 
 
-def read_preference_row(row: Mapping[str, Any]) -> PreferencePair:
+def read_preference_row(row: Mapping[str, Any]) -> StrengthPair:
     messages = parse_prompt(require_text(row, "prompt"))
     response_1 = require_text(row, "response_1")
     response_2 = require_text(row, "response_2")
@@ -96,10 +96,10 @@ def read_preference_row(row: Mapping[str, Any]) -> PreferencePair:
     digest = content_digest(
         {"prompt": conversation_key(messages), "responses": [response_1, response_2], "strength": strength}
     )
-    return PreferencePair(messages, response_1, response_2, strength, metadata, digest)
+    return StrengthPair(messages, response_1, response_2, strength, metadata, digest)
 
 
-def read_helpsteer2_row(row: Mapping[str, Any]) -> RatedResponse | PreferencePair:
+def read_helpsteer2_row(row: Mapping[str, Any]) -> RatedResponse | StrengthPair:
     return read_preference_row(row) if is_preference_row(row) else read_rating_row(row)
 
 
@@ -137,7 +137,7 @@ def rating_pair_samples(
 
 
 def preference_pair_samples(
-    dataset: str, pair: PreferencePair, test_fraction: float, row_index: int
+    dataset: str, pair: StrengthPair, test_fraction: float, row_index: int
 ) -> list[Sample]:
     preference = None if pair.strength == 0 else (1 if pair.strength > 0 else 0)
     return swapped_pair_samples(
@@ -167,7 +167,7 @@ def convert_helpsteer2(dataset: str, rows: list[Any], test_fraction: float) -> C
     ]
     samples += rating_pair_samples(dataset, rated, test_fraction)
     for row_index, record in records:
-        if isinstance(record, PreferencePair):
+        if isinstance(record, StrengthPair):
             samples += preference_pair_samples(dataset, record, test_fraction, row_index)
     return ConversionResult(samples=samples, quarantined=quarantined)
 

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rm_rewards.bundled import BUNDLED_DATA
+from rm_rewards.datasets.bundled import BUNDLED_DATA
 from rm_rewards.datasets.helpsteer2 import HELPSTEER2_ATTRIBUTES
 
 NEMO_SYSTEM_PROMPT = (

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rm_rewards.datasets.helpsteer2 import PreferencePair, preference_pair_samples
+from rm_rewards.datasets.helpsteer2 import StrengthPair, preference_pair_samples
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_prompt, require_messages
 from rm_rewards.datasets.quarantine import (
@@ -61,7 +61,7 @@ def read_individual_preferences(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(item) for item in value]
 
 
-def read_helpsteer3_row(row: Mapping[str, Any]) -> PreferencePair:
+def read_helpsteer3_row(row: Mapping[str, Any]) -> StrengthPair:
     messages = require_messages(row, "context")
     check_prompt(messages, "context")
     response_1 = require_text(row, "response1")
@@ -76,7 +76,7 @@ def read_helpsteer3_row(row: Mapping[str, Any]) -> PreferencePair:
     digest = content_digest(
         {"prompt": conversation_key(messages), "responses": [response_1, response_2], "strength": strength}
     )
-    return PreferencePair(messages, response_1, response_2, strength, metadata, digest)
+    return StrengthPair(messages, response_1, response_2, strength, metadata, digest)
 
 
 def convert_helpsteer3(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:

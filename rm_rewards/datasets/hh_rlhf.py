@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rm_rewards.core.schema import ChatMessage, Sample
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_pair, parse_messages, split_shared_context
 from rm_rewards.datasets.quarantine import (
@@ -30,14 +31,13 @@ from rm_rewards.datasets.quarantine import (
     require_text,
 )
 from rm_rewards.datasets.samples import chosen_rejected_samples
-from rm_rewards.schema import ChatMessage, Sample
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 _SPEAKER_ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
 @dataclass(frozen=True)
-class PreferencePair:
+class ChosenRejectedRow:
     context: list[ChatMessage]
     chosen: str
     rejected: str
@@ -67,13 +67,13 @@ def _dialogue(row: Mapping[str, Any], field: str) -> list[ChatMessage]:
     raise RowError(field, f"expected a dialogue string or a list of messages, got {type(value).__name__}")
 
 
-def _pair(context: list[ChatMessage], chosen: str, rejected: str, metadata: dict[str, str]) -> PreferencePair:
+def _pair(context: list[ChatMessage], chosen: str, rejected: str, metadata: dict[str, str]) -> ChosenRejectedRow:
     # The digest covers only the normalised pair, so one pair has one id in either row schema.
     digest = content_digest({"context": conversation_key(context), "chosen": chosen, "rejected": rejected})
-    return PreferencePair(context, chosen, rejected, metadata, digest)
+    return ChosenRejectedRow(context, chosen, rejected, metadata, digest)
 
 
-def read_hub_row(row: Mapping[str, Any]) -> PreferencePair:
+def read_hub_row(row: Mapping[str, Any]) -> ChosenRejectedRow:
     chosen_turns, rejected_turns = _dialogue(row, "chosen"), _dialogue(row, "rejected")
     context = split_shared_context(chosen_turns, rejected_turns)
     chosen, rejected = chosen_turns[-1].content, rejected_turns[-1].content
@@ -81,7 +81,7 @@ def read_hub_row(row: Mapping[str, Any]) -> PreferencePair:
     return _pair(context, chosen, rejected, {})
 
 
-def read_rm_gallery_row(row: Mapping[str, Any]) -> PreferencePair:
+def read_rm_gallery_row(row: Mapping[str, Any]) -> ChosenRejectedRow:
     evaluation = require_field(row, "evaluation_sample")
     if not isinstance(evaluation, Mapping):
         raise RowError("evaluation_sample", f"expected an object, got {type(evaluation).__name__}")
@@ -121,7 +121,7 @@ def _rm_gallery_metadata(row: Mapping[str, Any]) -> dict[str, str]:
     return metadata
 
 
-def read_hh_rlhf_row(row: Mapping[str, Any]) -> PreferencePair:
+def read_hh_rlhf_row(row: Mapping[str, Any]) -> ChosenRejectedRow:
     if "evaluation_sample" in row:
         return read_rm_gallery_row(row)
     if "chosen" in row or "rejected" in row:
@@ -135,7 +135,7 @@ def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> Conv
     return convert_each_row(dataset, rows, test_fraction, read_hh_rlhf_row, pair_samples)
 
 
-def pair_samples(dataset: str, pair: PreferencePair, test_fraction: float, row_index: int) -> list[Sample]:
+def pair_samples(dataset: str, pair: ChosenRejectedRow, test_fraction: float, row_index: int) -> list[Sample]:
     return chosen_rejected_samples(
         dataset, pair.digest, pair.context, pair.chosen, pair.rejected, None, test_fraction, pair.metadata,
         raw_row_indices=[row_index],

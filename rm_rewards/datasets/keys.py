@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from rm_rewards.schema import ChatMessage, Split
+from rm_rewards.core.schema import ChatMessage, Split
 
 DEFAULT_TEST_FRACTION = 0.2
 DIGEST_CHARS = 16  # 64 bits: collisions are negligible at the scale of these datasets

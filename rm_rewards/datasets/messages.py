@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rm_rewards.core.schema import ChatMessage, Role
 from rm_rewards.datasets.quarantine import RowError, require_field
-from rm_rewards.schema import ChatMessage, Role
 
 MESSAGE_ROLES: dict[str, Role] = {
     "user": "user",

@@ -16,8 +16,8 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from rm_rewards.core.schema import Sample
 from rm_rewards.datasets.keys import check_test_fraction
-from rm_rewards.schema import Sample
 
 
 class _HasDigest(Protocol):

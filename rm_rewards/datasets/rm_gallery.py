@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rm_rewards.core.schema import ChatMessage, Response, Role, Sample, Step, Task
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import MESSAGE_ROLES, check_pair, check_prompt, require_messages
 from rm_rewards.datasets.quarantine import (
@@ -46,7 +47,6 @@ from rm_rewards.datasets.quarantine import (
     require_text,
 )
 from rm_rewards.datasets.samples import listwise_sample, pointwise_sample, swapped_pair_samples
-from rm_rewards.schema import ChatMessage, Response, Role, Sample, Step, Task
 
 GALLERY_ROLES: dict[str, Role] = {**MESSAGE_ROLES, "function": "tool", "tool": "tool"}
 _CORRECTNESS = {"correct": 1.0, "error": 0.0, "incorrect": 0.0}

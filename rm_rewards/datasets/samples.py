@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.datasets.keys import assign_split, content_digest, conversation_key, sample_id
-from rm_rewards.schema import ChatMessage, Response, Sample
 
 
 def assistant_response(text: str, label: dict[str, float] | None = None) -> Response:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rm_rewards.bundled import BUNDLED_DATA
+from rm_rewards.datasets.bundled import BUNDLED_DATA
 from rm_rewards.datasets.catalog import HubSource, dataset_info
 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")

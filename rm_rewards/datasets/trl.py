@@ -37,11 +37,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rm_rewards.core.schema import ChatMessage, Sample
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_pair, check_prompt, parse_messages, split_shared_context
 from rm_rewards.datasets.quarantine import ConversionResult, RowError, convert_each_row, require_field
 from rm_rewards.datasets.samples import chosen_rejected_samples
-from rm_rewards.schema import ChatMessage, Sample
 
 Completion = str | list[Any]
 

@@ -59,6 +59,7 @@ import openai
 from pydantic import BaseModel
 from typing_extensions import Self
 
+from rm_rewards.core.schema import ChatMessage
 from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key_from_json, canonical_json
 from rm_rewards.llm.config import LLMConfig
 from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
@@ -73,7 +74,6 @@ from rm_rewards.llm.structured import (
 )
 from rm_rewards.llm.transport import ChatTransport, HTTPReply, sdk_ssl_context
 from rm_rewards.llm.usage import UsageStats
-from rm_rewards.schema import ChatMessage
 
 log = logging.getLogger(__name__)
 

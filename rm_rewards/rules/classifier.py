@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rm_rewards.kinds import PointwiseReward, describe_error
-from rm_rewards.registry import register
-from rm_rewards.schema import ResponseScore, RewardResult, Sample
+from rm_rewards.core.kinds import PointwiseReward, describe_error
+from rm_rewards.core.registry import register
+from rm_rewards.core.schema import ResponseScore, RewardResult, Sample
 
 
 def toxicity_probabilities(texts: Sequence[str]) -> list[float]:

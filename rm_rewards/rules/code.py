@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from rm_rewards.kinds import DEFAULT_MAX_CONCURRENCY, PointwiseReward, describe_error, error_score
-from rm_rewards.registry import register
+from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, PointwiseReward, describe_error, error_score
+from rm_rewards.core.registry import register
+from rm_rewards.core.schema import DimensionScore, ResponseScore, RewardResult, Sample
 from rm_rewards.sandbox import SandboxJob, SandboxLimits, SandboxResult, humaneval_program, run_many
-from rm_rewards.schema import DimensionScore, ResponseScore, RewardResult, Sample
 
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "py3"})
 MAX_REASON_PROBLEMS = 5

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import Field
 
-from rm_rewards.kinds import PointwiseReward, response_score
-from rm_rewards.registry import register
-from rm_rewards.schema import ResponseScore, Sample, ToolCall
+from rm_rewards.core.kinds import PointwiseReward, response_score
+from rm_rewards.core.registry import register
+from rm_rewards.core.schema import ResponseScore, Sample, ToolCall
 
 
 def _tags(name: str) -> tuple[str, str]:

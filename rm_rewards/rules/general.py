@@ -28,9 +28,9 @@ from typing import Literal, TypeVar
 
 from pydantic import Field, model_validator
 
-from rm_rewards.kinds import PointwiseReward
-from rm_rewards.registry import register
-from rm_rewards.schema import Sample
+from rm_rewards.core.kinds import PointwiseReward
+from rm_rewards.core.registry import register
+from rm_rewards.core.schema import Sample
 
 # Han ideographs (with extensions and compatibility forms) and kana: written without spaces.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"

@@ -40,9 +40,9 @@ from typing import NamedTuple
 
 from pydantic import Field
 
-from rm_rewards.kinds import DEFAULT_MAX_CONCURRENCY, PointwiseReward, describe_error
-from rm_rewards.registry import register
-from rm_rewards.schema import ResponseScore, RewardResult, Sample
+from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, PointwiseReward, describe_error
+from rm_rewards.core.registry import register
+from rm_rewards.core.schema import ResponseScore, RewardResult, Sample
 
 DEFAULT_TIMEOUT_S = 5.0
 # Final answers sit at the end; parsing 1 MB of prose would only burn the time limit.

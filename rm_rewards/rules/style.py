@@ -16,10 +16,10 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
-from rm_rewards.kinds import PointwiseReward, response_score
-from rm_rewards.registry import register
+from rm_rewards.core.kinds import PointwiseReward, response_score
+from rm_rewards.core.registry import register
+from rm_rewards.core.schema import ResponseScore, Sample
 from rm_rewards.rules.general import tokenize
-from rm_rewards.schema import ResponseScore, Sample
 
 LengthUnit = Literal["chars", "words"]
 

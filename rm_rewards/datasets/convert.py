@@ -1,52 +1,21 @@
-"""Public entry point for turning raw preference data into `Sample`s.
+"""`convert_rows`: one dataset's raw rows -> `Sample`s, by the dataset's format.
 
-    rows = load_bundled_rows("hh_rlhf_harmless")           # or load_local_rows / load_hub_rows
+    rows = load_bundled_rows("hh_rlhf_harmless")           # rm_rewards.datasets.sources
     result = convert_rows("hh_rlhf_harmless", rows, test_fraction=0.2)
     result.samples      # list[Sample]: ids from content, split by prompt hash, pairs A/B-swapped;
                         # metadata["raw_row_indices"]: the rows (indices into `rows`) each came from
     result.quarantined  # list[QuarantinedRow]: dataset, row_index, field, reason, row_json
 
-Datasets: `list_datasets()` (built in) and `load_catalog(path)` (plus a datasets file); formats:
-`FORMATS`. The converters and loaders live in `rm_rewards.datasets`.
+Datasets and formats are in `rm_rewards.datasets.catalog` (`list_datasets`, `load_catalog`, `FORMATS`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rm_rewards.datasets.catalog import (
-    FORMATS,
-    DatasetCatalog,
-    DatasetConfigError,
-    DatasetInfo,
-    HubSource,
-    UnknownDatasetError,
-    dataset_info,
-    list_datasets,
-    load_catalog,
-)
+from rm_rewards.datasets.catalog import FORMATS, DatasetConfigError, dataset_info
 from rm_rewards.datasets.keys import DEFAULT_TEST_FRACTION, check_test_fraction
-from rm_rewards.datasets.quarantine import ConversionResult, QuarantinedRow
-from rm_rewards.datasets.sources import NoBundledRowsError, load_bundled_rows, load_hub_rows, load_local_rows
-
-__all__ = [
-    "FORMATS",
-    "ConversionResult",
-    "DatasetCatalog",
-    "DatasetConfigError",
-    "DatasetInfo",
-    "HubSource",
-    "NoBundledRowsError",
-    "QuarantinedRow",
-    "UnknownDatasetError",
-    "convert_rows",
-    "dataset_info",
-    "list_datasets",
-    "load_bundled_rows",
-    "load_catalog",
-    "load_hub_rows",
-    "load_local_rows",
-]
+from rm_rewards.datasets.quarantine import ConversionResult
 
 
 def convert_rows(

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rm_rewards.leaderboard import LeaderboardEntry
+from rm_rewards.benchmarks.leaderboard import LeaderboardEntry
 
 PromotionStatus = Literal["promoted", "kept", "blocked"]
 

@@ -26,7 +26,7 @@ from statistics import fmean
 
 from rm_rewards.benchmarks import judge_bench
 from rm_rewards.benchmarks.items import BenchmarkItem, ScoreTable, clean_score
-from rm_rewards.benchmarks.reports import (
+from rm_rewards.benchmarks.report_models import (
     BenchmarkReport,
     HeadlineCoverage,
     RewardBench2Report,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from pydantic import create_model
 
-from rm_rewards.judges.judges import ListwiseJudge, LLMJudge, PairwiseJudge, PointwiseJudge, StepwiseJudge
+from rm_rewards.core.registry import register
+from rm_rewards.judging.judges import ListwiseJudge, LLMJudge, PairwiseJudge, PointwiseJudge, StepwiseJudge
 from rm_rewards.llm import LLMClient
-from rm_rewards.registry import register
 
 JUDGE_CLASSES: dict[str, type[LLMJudge]] = {
     "pointwise": PointwiseJudge,

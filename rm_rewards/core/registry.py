@@ -7,12 +7,11 @@ the parameters (a pydantic error names the bad one) and returns a ready, named i
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from rm_rewards.kinds import Reward, RewardKind
+from rm_rewards.core.kinds import Reward, RewardKind
 
 # Modules whose import registers the built-in rewards. Loaded on first lookup, so importing the
 # registry stays cheap.
@@ -23,7 +22,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "rm_rewards.rules.format",
     "rm_rewards.rules.code",
     "rm_rewards.rules.classifier",
-    "rm_rewards.judges",
+    "rm_rewards.judging.alignment",
 )
 
 
@@ -51,7 +50,6 @@ class RewardSpec:
 
 _REGISTRY: dict[str, RewardSpec] = {}
 _loaded = False
-_log = logging.getLogger(__name__)
 
 
 def register(name: str, *, tags: tuple[str, ...] | list[str], description: str):
@@ -75,25 +73,18 @@ def _load_builtins() -> None:
     global _loaded
     if not _loaded:
         for module in BUILTIN_MODULES:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:  # the module exists but one of its imports is missing
-                    raise
-                # A built-in area not present in this checkout: its rewards are simply absent
-                # (listed by `specs()`), which is louder than failing every other lookup.
-                _log.warning("built-in reward module %s is missing; its rewards are unavailable", module)
+            importlib.import_module(module)
         _loaded = True
 
 
 def resolve_name(name: str) -> str:
     """The registered name `name` stands for: itself, or the rmforge equivalent of an RM-Gallery
-    registry name (`rm_rewards.rm_gallery_names`). KeyError for an unknown name, and for an
+    registry name (`rm_rewards.core.rm_gallery_names`). KeyError for an unknown name, and for an
     RM-Gallery name without an equivalent (the message says why)."""
     _load_builtins()
     if name in _REGISTRY:
         return name
-    from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES
+    from rm_rewards.core.rm_gallery_names import RM_GALLERY_NAMES
 
     entry = RM_GALLERY_NAMES.get(name)
     if entry is None:
@@ -108,7 +99,7 @@ def _alias_params(name: str) -> dict:
     """The parameters an RM-Gallery name implies (e.g. require_think for reasoning_tool_call_format)."""
     if name in _REGISTRY:
         return {}
-    from rm_rewards.rm_gallery_names import RM_GALLERY_NAMES
+    from rm_rewards.core.rm_gallery_names import RM_GALLERY_NAMES
 
     return dict(RM_GALLERY_NAMES[name].params)
 

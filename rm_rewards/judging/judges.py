@@ -28,7 +28,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from rm_rewards.judges.templates import (
+from rm_rewards.core.kinds import (
+    ListwiseReward,
+    PairwiseReward,
+    PairwiseVerdict,
+    PointwiseReward,
+    Reward,
+    StepwiseReward,
+    describe_error,
+    error_score,
+)
+from rm_rewards.core.schema import DimensionScore, ResponseScore, RewardResult, Sample
+from rm_rewards.judging.templates import (
     LISTWISE_TEMPLATE,
     PAIRWISE_TEMPLATE,
     POINTWISE_TEMPLATE,
@@ -42,18 +53,7 @@ from rm_rewards.judges.templates import (
     render_steps,
     stepwise_output_model,
 )
-from rm_rewards.kinds import (
-    ListwiseReward,
-    PairwiseReward,
-    PairwiseVerdict,
-    PointwiseReward,
-    Reward,
-    StepwiseReward,
-    describe_error,
-    error_score,
-)
 from rm_rewards.llm import ChatResult, LLMClient
-from rm_rewards.schema import DimensionScore, ResponseScore, RewardResult, Sample
 
 POSITION_INCONSISTENT = "position-inconsistent"
 

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rm_rewards.schema import ChatMessage, Response, Sample, Split
+from rm_rewards.core.schema import ChatMessage, Response, Sample, Split
 
 
 class SkippedSample(BaseModel):

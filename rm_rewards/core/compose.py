@@ -13,8 +13,8 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from rm_rewards.kinds import Reward, RewardKind, error_score
-from rm_rewards.schema import DimensionScore, ResponseScore, RewardResult, Sample
+from rm_rewards.core.kinds import Reward, RewardKind, error_score
+from rm_rewards.core.schema import DimensionScore, ResponseScore, RewardResult, Sample
 
 
 def _composite_version(reward: Reward, parts: list[str]) -> str:

@@ -5,7 +5,7 @@
     result.counts()     # {"by_reason": {...}, "by_decision": {...}}
 
 Inputs are plain records (no warehouse types): the partition's labelled pairs
-(`rm_rewards.pairs.fold_pairs`), every converted sample by id, the rule_scores and llm_scores
+(`rm_rewards.curation.pairs.fold_pairs`), every converted sample by id, the rule_scores and llm_scores
 rows (`ScoreRecord`) and the refined_samples rows (`RefinementRecord`). Out come three kinds of
 pair (`reason`):
 
@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rm_rewards.pairs import LabelledPair, SkippedSample
-from rm_rewards.schema import ChatMessage, Response, Sample, Split
+from rm_rewards.core.schema import ChatMessage, Response, Sample, Split
+from rm_rewards.curation.pairs import LabelledPair, SkippedSample
 
 Reason = Literal["human", "refined", "relabelled"]
 Decision = Literal["kept", "flagged", "dropped"]
@@ -64,7 +64,7 @@ class ScoreRecord(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="For pairwise LLM judges: pairs, position_consistent, position_inconsistent, "
-        "failed_pairs, orders (rm_rewards.judges.judges.pair_metadata)",
+        "failed_pairs, orders (rm_rewards.judging.judges.pair_metadata)",
     )
 
     def reference(self) -> dict[str, str]:
@@ -269,7 +269,7 @@ def _judge_verdict(record: ScoreRecord, sample: Sample) -> str | None:
     """A pairwise LLM judge row as `error`, `inconsistent`, `tie` or the winning text; None when the
     row is not a pairwise verdict (no pair metadata: another kind of judge)."""
     # Imported here: the judges pull in the LLM client, and training workers import this module.
-    from rm_rewards.judges.judges import POSITION_INCONSISTENT
+    from rm_rewards.judging.judges import POSITION_INCONSISTENT
 
     meta = record.metadata
     if "pairs" not in meta:

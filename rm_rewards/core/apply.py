@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rm_rewards import registry
-from rm_rewards.kinds import Reward
-from rm_rewards.schema import RewardResult, Sample
+from rm_rewards.core import registry
+from rm_rewards.core.kinds import Reward
+from rm_rewards.core.schema import RewardResult, Sample
 
 
 def rule_rewards(exclude_tags: Sequence[str] = ()) -> list[Reward]:
@@ -18,7 +18,7 @@ def rule_rewards(exclude_tags: Sequence[str] = ()) -> list[Reward]:
     ]
 
 
-def score_samples(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[RewardResult]:
+def apply_rewards(samples: Sequence[Sample], rewards: Sequence[Reward]) -> list[RewardResult]:
     """Every applicable (sample, reward) result, grouped by reward, samples in input order."""
     results: list[RewardResult] = []
     for reward in rewards:
@@ -38,8 +38,8 @@ def contiguous_batches(samples: Sequence[Sample], batch_size: int) -> list[list[
 def merge_batch_results(
     rewards: Sequence[Reward], per_batch: Sequence[Sequence[RewardResult]]
 ) -> list[RewardResult]:
-    """Results scored batch by batch (`contiguous_batches`, each batch scored like `score_samples`:
-    grouped by reward in `rewards` order), back in the order `score_samples` gives for all the
+    """Results scored batch by batch (`contiguous_batches`, each batch scored like `apply_rewards`:
+    grouped by reward in `rewards` order), back in the order `apply_rewards` gives for all the
     samples at once: grouped by reward, samples in input order.
 
     A stable sort by reward position does it, because every batch lists its results by reward and,

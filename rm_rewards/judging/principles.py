@@ -3,7 +3,7 @@
     principle_set = generate_principles(pairwise_samples, client, PrincipleSettings(max_themes=5))
     judge = PairwiseJudge(client=client, principles=principle_set.principles, scenario=...)
 
-1. Pairs: `rm_rewards.pairs.fold_pairs` keeps each labelled pair once (a pairwise `Sample` with
+1. Pairs: `rm_rewards.curation.pairs.fold_pairs` keeps each labelled pair once (a pairwise `Sample` with
    two different responses and a `preference`, the index of the better one). Ties, malformed
    samples and the swapped copy of a pair already seen are skipped, each with its reason
    (`provenance.skipped`).
@@ -36,10 +36,13 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from rm_rewards.embeddings import Embedder, EmbeddingError, default_embedder, farthest_point_order
-from rm_rewards.judges.alignment import JUDGE_CLASSES
-from rm_rewards.judges.judges import JudgePairVerdict, LLMJudge, PairwiseJudge
-from rm_rewards.judges.templates import (
+from rm_rewards.core.kinds import run_sync
+from rm_rewards.core.schema import Sample
+from rm_rewards.curation.pairs import LabelledPair, SkippedSample, fold_pairs
+from rm_rewards.judging.alignment import JUDGE_CLASSES
+from rm_rewards.judging.embeddings import Embedder, EmbeddingError, default_embedder, farthest_point_order
+from rm_rewards.judging.judges import JudgePairVerdict, LLMJudge, PairwiseJudge
+from rm_rewards.judging.templates import (
     PAIRWISE_TEMPLATE,
     JudgeTemplate,
     fill,
@@ -47,10 +50,7 @@ from rm_rewards.judges.templates import (
     render_conversation,
     render_principles,
 )
-from rm_rewards.kinds import run_sync
 from rm_rewards.llm import LLMClient
-from rm_rewards.pairs import LabelledPair, SkippedSample, fold_pairs
-from rm_rewards.schema import Sample
 
 PROPOSE_TEMPLATE = JudgeTemplate(
     name="principle_propose",

@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from rm_rewards.schema import ChatMessage
+from rm_rewards.core.schema import ChatMessage
 
 
 class JudgeTemplate(BaseModel):

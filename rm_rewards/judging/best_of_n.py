@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from rm_rewards.kinds import Reward
-from rm_rewards.schema import RewardResult, Sample
+from rm_rewards.core.kinds import Reward
+from rm_rewards.core.schema import RewardResult, Sample
 
 
 class BestOfN(BaseModel):

@@ -5,7 +5,7 @@ A cell is a headline number, or says why there is none: the benchmark does not a
 (`missing`). Neither is a failure; both are shown as such.
 
 A `partial` cell is a report whose headline lacks some of its parts (RewardBench 2 with 2 of its 6
-subsets, RM-Bench without math; see `rm_rewards.benchmarks.reports`). It has no `headline`: its
+subsets, RM-Bench without math; see `rm_rewards.benchmarks.report_models`). It has no `headline`: its
 value over the parts present is `partial_headline`, with `headline_parts` ("2 of 6 subsets
 (missing: ...)"). The markdown shows it in parentheses with the parts, e.g. "(0.512) partial 2/6",
 the chart draws it hatched, and nothing ranks it: whatever ranks models (the promotion rule) reads
@@ -135,7 +135,7 @@ def _bar_chart(by_model: Mapping[str, Mapping[str, LeaderboardEntry]], benchmark
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rm_rewards.plots import figure_markdown
+    from rm_rewards.benchmarks.plots import figure_markdown
 
     models = list(by_model)
     if not any(e.status in ("scored", "partial") for cells in by_model.values() for e in cells.values()):

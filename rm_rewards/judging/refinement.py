@@ -19,10 +19,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rm_rewards.judges.templates import JudgeTemplate, render_conversation
-from rm_rewards.kinds import PointwiseReward, run_sync
+from rm_rewards.core.kinds import PointwiseReward, run_sync
+from rm_rewards.core.schema import ChatMessage, Response, ResponseScore, Sample
+from rm_rewards.judging.templates import JudgeTemplate, render_conversation
 from rm_rewards.llm import LLMClient, strip_think
-from rm_rewards.schema import ChatMessage, Response, ResponseScore, Sample
 
 REFINE_TEMPLATE = JudgeTemplate(
     name="refine",
@@ -237,7 +237,7 @@ def refinement_candidates(samples: Sequence[Sample]) -> list[Sample]:
     """What to refine: pointwise responses as they are, and the rejected answer of each labelled pair
     (once per pair, via `fold_pairs`: not again for its swapped copy) as a one-response sample with id
     `<pair id>-rejected` and `metadata["source_sample_id"]` naming the pair's sample."""
-    from rm_rewards.pairs import fold_pairs
+    from rm_rewards.curation.pairs import fold_pairs
 
     candidates = [sample for sample in samples if sample.task == "pointwise"]
     pairs, _skipped = fold_pairs([sample for sample in samples if sample.task == "pairwise"])

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from rm_rewards.benchmarks.evaluate import EvaluationResult
-from rm_rewards.benchmarks.reports import (
+from rm_rewards.benchmarks.report_models import (
     JudgeBenchReport,
     RewardBench2Report,
     RMBenchReport,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BUNDLED_DATA = Path(__file__).resolve().parent / "bundled_data"
+BUNDLED_DATA = Path(__file__).resolve().parent.parent / "bundled_data"
 
 
 def bundled_path(*parts: str) -> Path:

@@ -33,7 +33,7 @@ from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from rm_rewards.schema import ResponseScore, RewardResult, Sample
+from rm_rewards.core.schema import ResponseScore, RewardResult, Sample
 
 RewardKind = Literal["pointwise", "pairwise", "listwise", "stepwise"]
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""Curation: preference pairs folded from samples (`pairs`) and the policy that picks what trains (`curate`)."""
