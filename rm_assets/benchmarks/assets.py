@@ -200,7 +200,7 @@ def benchmark_reports(
     group_name="benchmarks",
     kinds={"openai", "duckdb"},
     pool="llm",
-    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.judging", "rm_rewards.judging.principles"),
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.judging.judges", "rm_rewards.judging.alignment", "rm_rewards.judging.templates", "rm_rewards.judging.principles"),
     description="The pointwise LLM judge with the principles auto_principles learned on a dataset, on every "
     "benchmark (the default principles, said so, when no principle survived).",
 )
@@ -236,7 +236,7 @@ def principles_benchmark_reports(
     partitions_def=baseline_report_partitions,
     group_name="benchmarks",
     kinds={"duckdb"},
-    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.rules", "rm_rewards.judging", "rm_rewards.core.registry"),
+    code_version=code_version(*_BENCHMARK_CODE, "rm_rewards.rules", "rm_rewards.judging.judges", "rm_rewards.judging.alignment", "rm_rewards.judging.templates", "rm_rewards.core.registry"),
     description="Baselines on every benchmark: registry rule rewards (reward:<rule>) and LLM judges with "
     "their default principles (judge:<name>); they use no upstream asset.",
 )

@@ -17,7 +17,7 @@ from rm_resources.llm import LLMClientResource
 from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.warehouse import WarehouseResource
 
-_JUDGING_CODE = ("rm_assets.judging.assets", "rm_rewards.judging", "rm_rewards.llm", "rm_rewards.core.kinds",
+_JUDGING_CODE = ("rm_assets.judging.assets", "rm_rewards.judging.judges", "rm_rewards.judging.alignment", "rm_rewards.judging.templates", "rm_rewards.llm", "rm_rewards.core.kinds",
                  "rm_rewards.core.schema")
 
 # Every LLM-calling asset: per dataset, in the `llm` pool so parallel runs queue for the endpoint.
