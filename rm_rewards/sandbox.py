@@ -20,8 +20,8 @@ How one run is built, and what each piece defends against (Linux only):
   - mount: a private `/proc`, empty read-only tmpfs over `/tmp`, `/var/tmp` and `/dev/shm`
     (hiding other users' files) and over `/run` (services' world-connectable unix sockets:
     D-Bus, PostgreSQL, the journal; a network namespace does not cover pathname sockets), and
-    over the caller's own places: its working directory (the project: warehouse, caches, a
-    `.env`), its home, `/root` and `/home` (tokens, keys), each unless the interpreter or its
+    over the caller's own places: its working directory and the project folder (warehouse,
+    caches, a `.env`), its home, `/root` and `/home` (tokens, keys), each unless the interpreter or its
     standard library lives inside it; the working directory on a size-capped tmpfs (the only
     writable place; bounds total disk use), and every other mount remounted read-only: as
     root, file permissions alone stop nothing, so this is what keeps `/etc` or the project
@@ -304,14 +304,24 @@ def caller_dirs_to_hide() -> list[str]:
     needed = [python, os.path.dirname(os.__file__)] if python == os.path.realpath(sys.executable) else [python]
     needed = [os.path.realpath(path) for path in needed]
     hide = []
-    for path in (os.getcwd(), os.path.expanduser("~"), *HIDDEN_HOME_DIRS):
+    for path in (os.getcwd(), _project_root(), os.path.expanduser("~"), *HIDDEN_HOME_DIRS):
         path = os.path.realpath(path)
         if path == "/" or path in hide or not os.path.isdir(path):
             continue
         if any(os.path.commonpath([path, need]) == path for need in needed):
             continue
         hide.append(path)
-    return hide
+    # A folder inside another hidden one is hidden with it (and has no mount point left there).
+    return [path for path in hide if not any(o != path and os.path.commonpath([path, o]) == o for o in hide)]
+
+
+def _project_root() -> str:
+    """The folder holding the rm_rewards package (a checkout: the warehouse and caches live there
+    by default), wherever the caller's working directory is."""
+    path = os.path.dirname(os.path.abspath(__file__))
+    while os.path.basename(path) != "rm_rewards" and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    return os.path.dirname(path)
 
 
 def remove_stale_workdirs(min_age_s: float = 60.0) -> list[str]:
