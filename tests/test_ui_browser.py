@@ -53,6 +53,7 @@ def _playwright():
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists() or _playwright() is None,
                        reason="needs Debian's chromium and playwright (`make test` installs both)"),
 ]
