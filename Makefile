@@ -25,7 +25,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install run test ui validate lint clean browser
+.PHONY: install run test test-fast ui validate lint clean browser
 
 install: $(STAMP)
 
@@ -49,8 +49,14 @@ $(LLAMA_STAMP):
 run: install
 	$(BIN)/rmforge run
 
-test: validate $(VERL_STAMP) browser
+test: validate lint $(VERL_STAMP) browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The edit-test loop: lint and every test that needs none of the llama.cpp server, the verl venv or
+# the browser, and is not marked slow (markers in pyproject.toml). `make test` runs everything.
+FAST_TESTS := not slow and not embedded_llm and not verl and not browser
+test-fast: install lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "$(FAST_TESTS)"
 
 # Headless Chromium for tests/test_ui_browser.py: Debian's package (Playwright cannot download its
 # own browser here; the playwright client comes with the dev extras). Installed once, as root.

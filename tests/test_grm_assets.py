@@ -20,6 +20,9 @@ from rm_resources.datasets import DatasetSourceResource
 from rm_resources.verl import VerlTrainerResource
 from rm_resources.warehouse import WarehouseResource
 
+# Both tests run a stand-in trainer with the verl venv's python (`make test-fast` leaves them out).
+pytestmark = pytest.mark.verl
+
 FAKE_TRAINER = textwrap.dedent(
     """
     import json, os, sys, pathlib

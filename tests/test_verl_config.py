@@ -97,6 +97,7 @@ def composed(tmp_path_factory):
     return config, paths, compose_verl_config(config, python)
 
 
+@pytest.mark.verl
 def test_verl_composes_our_overrides_and_our_values_land_where_verl_reads_them(composed):
     config, paths, text = composed
     tmp_path = Path(config.output_dir).parent
@@ -123,6 +124,7 @@ def test_verl_composes_our_overrides_and_our_values_land_where_verl_reads_them(c
         assert _at(composed_tree, key) == value, key
 
 
+@pytest.mark.verl
 def test_verl_loads_our_reward_function_and_reads_our_parquet(composed, tmp_path):
     config, _, text = composed
     python = verl_python()
