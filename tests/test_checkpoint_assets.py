@@ -44,6 +44,19 @@ def test_training_run_key_depends_on_config_and_data():
     assert training_run_key(config, data) != training_run_key(config, {"hh_rlhf_harmless": "80:abd"})
 
 
+def test_runs_trained_before_every_knob_was_a_run_knob_keep_their_keys():
+    """Keys computed by the run config of commit 6162bb8 (13 knobs); the knobs exposed since change the
+    key only when they are set."""
+    data = {"hh_rlhf_harmless": "80:abc"}
+    assert training_run_key(TrainingRunConfig(), data) == "bt-fa64ab6c1643"
+    changed = TrainingRunConfig(epochs=3, datasets=["a", "b"], pairs="raw", max_train_pairs=None,
+                                center_rewards_coefficient=0.01)
+    assert training_run_key(changed, data) == "bt-f10d105b0d67"
+    assert training_run_key(TrainingRunConfig(weight_decay=0.0), data) == "bt-fa64ab6c1643"
+    assert training_run_key(TrainingRunConfig(weight_decay=0.1), data) != "bt-fa64ab6c1643"
+    assert training_run_key(TrainingRunConfig(lr_scheduler="linear"), data) != "bt-fa64ab6c1643"
+
+
 def test_a_changed_split_or_policy_is_a_new_run(tmp_path, warehouse_with_pairs):
     """The data version of the training pairs covers their splits and the curation policy."""
     store = Store(str(tmp_path / "w.duckdb"))

