@@ -46,16 +46,19 @@ def _check_for(asset) -> dg.AssetChecksDefinition:
     return next(c for c in regression_checks if next(iter(c.check_specs)).asset_key == asset.key)
 
 
-def _baseline(instance, resources, benchmark: str, model: str, *, max_drop: float = 0.02):
+def _baseline(instance, resources, benchmark: str, model: str, *, max_drop: float | None = None):
+    """Report and regression check in one run; `max_drop` (the one knob of both) set on both."""
     instance.add_dynamic_partitions("evaluated_models", [model])
+    ops = {}
+    if max_drop is not None:
+        ops = {op: {"config": {"max_drop": max_drop}} for op in (
+            "baseline_benchmark_reports", "baseline_benchmark_reports_no_regression_since_previous_report")}
     return dg.materialize(
         [baseline_benchmark_reports, _check_for(baseline_benchmark_reports)],
         resources=resources,
         partition_key=_key(benchmark, model=model),
         instance=instance,
-        run_config=dg.RunConfig(
-            ops={"baseline_benchmark_reports_no_regression_since_previous_report": {"config": {"max_drop": max_drop}}}
-        ),
+        run_config=dg.RunConfig(ops=ops),
     )
 
 
@@ -88,17 +91,32 @@ def test_rule_reward_report_history_regression_check_and_leaderboard(resources, 
         history = store.recent_summaries("baseline_benchmark_reports", partition, limit=5)
         assert len(history) == 2
         perfect = {k: (1.0 if isinstance(v, float) and 0.0 <= v <= 1.0 else v) for k, v in history[0].items()}
-        store.append("benchmark_summaries", partition, pd.DataFrame([{
-            "asset": "baseline_benchmark_reports", "benchmark": "rmb_pairwise", "model_key": "reward:length_penalty",
-            "headline_metric": "accuracy", "headline": 1.0, "partial_headline": None, "headline_parts": "",
-            "status": "scored", "note": "",
-            "summary_json": json.dumps(perfect), "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-            "run_id": "fake",
-        }]))
+
+        def pretend_perfect_previous():
+            store.append("benchmark_summaries", partition, pd.DataFrame([{
+                "asset": "baseline_benchmark_reports", "benchmark": "rmb_pairwise",
+                "model_key": "reward:length_penalty", "headline_metric": "accuracy", "headline": 1.0,
+                "partial_headline": None, "headline_parts": "", "status": "scored", "note": "",
+                "summary_json": json.dumps(perfect), "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+                "run_id": "fake",
+            }]))
+
+        pretend_perfect_previous()
         third = _baseline(instance, resources, "rmb_pairwise", "reward:length_penalty")
         [check] = third.get_asset_check_evaluations()
         assert not check.passed
+        assert check.metadata["max_drop"].value == 0.02
         assert any(d["metric"] == "accuracy" or d["previous"] == 1.0 for d in check.metadata["drops"].value)
+        report = third.asset_materializations_for_node("baseline_benchmark_reports")[0].metadata["report"].value
+        assert "worse by more than 2.00 pts" in report
+
+        # A fall of a whole rate allowed: the report and the check, sharing the knob, both let it pass.
+        pretend_perfect_previous()
+        fourth = _baseline(instance, resources, "rmb_pairwise", "reward:length_penalty", max_drop=1.0)
+        [check] = fourth.get_asset_check_evaluations()
+        assert check.passed and check.metadata["max_drop"].value == 1.0
+        report = fourth.asset_materializations_for_node("baseline_benchmark_reports")[0].metadata["report"].value
+        assert "No metric worse by more than 100.00 pts" in report
 
         board = dg.materialize([leaderboard], resources=resources, instance=instance)
     assert board.success

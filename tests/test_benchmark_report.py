@@ -151,12 +151,12 @@ def test_report_of_a_reward_that_applied_to_nothing(bundled: dict[str, list[Benc
 # --- drops -----------------------------------------------------------------------------------------
 
 
-def test_detect_drops_threshold_is_strict() -> None:
+def test_detect_drops_max_drop_is_strict() -> None:
     previous = {"total": 0.60, "hard": 0.50, "easy": 0.70}
     current = {"total": 0.58, "hard": 0.47, "easy": 0.90}
     # total fell by exactly 0.02 (not more, though the float difference is 0.0200...18), hard by
     # 0.03, easy rose
-    drops = detect_drops(previous, current, threshold=0.02)
+    drops = detect_drops(previous, current, max_drop=0.02)
     assert [d.metric for d in drops] == ["hard"]
     assert drops[0].model_dump() == {
         "metric": "hard",
@@ -165,9 +165,9 @@ def test_detect_drops_threshold_is_strict() -> None:
         "change": pytest.approx(-0.03),
         "higher_is_better": True,
     }
-    assert [d.metric for d in detect_drops(previous, current, threshold=0.01)] == ["total", "hard"]
-    assert detect_drops(previous, current, threshold=0.5) == []
-    assert [d.metric for d in detect_drops(previous, current, threshold=0.0)] == ["total", "hard"]
+    assert [d.metric for d in detect_drops(previous, current, max_drop=0.01)] == ["total", "hard"]
+    assert detect_drops(previous, current, max_drop=0.5) == []
+    assert [d.metric for d in detect_drops(previous, current, max_drop=0.0)] == ["total", "hard"]
 
 
 def test_detect_drops_directions_counts_and_gaps() -> None:
@@ -189,7 +189,7 @@ def test_detect_drops_directions_counts_and_gaps() -> None:
         "brand_new": 0.0,
         "flag": False,
     }
-    drops = {d.metric: d for d in detect_drops(previous, current, threshold=0.05)}
+    drops = {d.metric: d for d in detect_drops(previous, current, max_drop=0.05)}
     assert set(drops) == {"consistency_position_flip_rate", "accuracy", "Helpfulness"}
     assert drops["consistency_position_flip_rate"].higher_is_better is False
     assert drops["consistency_position_flip_rate"].change == pytest.approx(0.2)
@@ -197,10 +197,10 @@ def test_detect_drops_directions_counts_and_gaps() -> None:
     assert drops["Helpfulness"].describe() == "Helpfulness: 70.00% -> gone"
 
 
-@pytest.mark.parametrize("threshold", [-0.01, float("nan"), float("inf")])
-def test_detect_drops_rejects_bad_thresholds(threshold: float) -> None:
-    with pytest.raises(ValueError, match="threshold must be a finite number >= 0"):
-        detect_drops({"a": 1.0}, {"a": 0.0}, threshold)
+@pytest.mark.parametrize("max_drop", [-0.01, float("nan"), float("inf")])
+def test_detect_drops_rejects_bad_max_drops(max_drop: float) -> None:
+    with pytest.raises(ValueError, match="max_drop must be a finite number >= 0"):
+        detect_drops({"a": 1.0}, {"a": 0.0}, max_drop)
 
 
 def test_summary_round_trips_through_json_for_the_next_comparison(rm_bench_result: EvaluationResult) -> None:

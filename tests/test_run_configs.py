@@ -1,8 +1,10 @@
-"""Each trainer knob is defined once, in the trainer's pydantic config; the Dagster run configs and
-the verl resource take those fields (type, default, constraints, description) instead of copying them."""
+"""Each knob is defined once. The trainers' knobs live in the trainers' pydantic configs, and the Dagster
+run configs and the verl resource take those fields (type, default, constraints, description) instead
+of copying them; how far a benchmark metric may fall is one field for the report and its check."""
 
 from __future__ import annotations
 
+import inspect
 import typing
 
 import dagster as dg
@@ -10,6 +12,8 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from rm_assets.benchmarks.assets import BenchmarkConfig, DropConfig, baseline_benchmark_reports
+from rm_assets.benchmarks.checks import regression_checks
 from rm_assets.checkpoints.assets import (
     ASSET_OWNED_GRPO_FIELDS,
     ASSET_OWNED_TRAINER_FIELDS,
@@ -20,7 +24,11 @@ from rm_assets.checkpoints.assets import (
     rm_checkpoints,
 )
 from rm_resources.config_fields import model_fields_base
+from rm_resources.datasets import DatasetSourceResource
+from rm_resources.llm import LLMClientResource
 from rm_resources.verl import DEPLOYMENT_FIELDS, VerlTrainerResource
+from rm_resources.warehouse import WarehouseResource
+from rm_rewards.benchmarks.report_render import DEFAULT_MAX_DROP, render_report
 from training.config import BTTrainConfig
 from training.verl_config import VerlGRPOConfig
 
@@ -138,3 +146,29 @@ def test_taking_a_field_the_model_does_not_have_is_an_error():
         model_fields_base(Model, BaseModel, exclude={"c"})
     with pytest.raises(ValueError, match=r"not taken: \['a'\]"):
         model_fields_base(Model, BaseModel, exclude={"a"}, defaults={"a": 3})
+
+
+def test_how_far_a_metric_may_fall_is_one_knob_for_the_report_and_the_check(tmp_path):
+    assert issubclass(BenchmarkConfig, DropConfig) and set(DropConfig.model_fields) == {"max_drop"}
+    assert _own_fields(BenchmarkConfig) == {"max_judge_items"}
+    assert inspect.signature(render_report).parameters["max_drop"].default == DEFAULT_MAX_DROP
+    for node in (baseline_benchmark_reports.op, *(check.node_def for check in regression_checks)):
+        field = node.config_schema.as_field().config_type.fields["max_drop"]
+        assert (field.default_value, field.description) == (DEFAULT_MAX_DROP,
+                                                            DropConfig.model_fields["max_drop"].description)
+    # The report's old name for it is refused, not ignored.
+    with dg.instance_for_test() as instance, pytest.raises(
+        dg.DagsterInvalidConfigError, match='unexpected config entry "drop_threshold"'
+    ):
+        instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty"])
+        dg.materialize(
+            [baseline_benchmark_reports],
+            resources={"datasets": DatasetSourceResource(mode="bundled"),
+                       "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+                       "llm": LLMClientResource(base_url="http://127.0.0.1:9/v1", model="m")},
+            partition_key=dg.MultiPartitionKey({"benchmark": "rmb_pairwise", "model": "reward:length_penalty"}),
+            instance=instance,
+            run_config={"ops": {"baseline_benchmark_reports": {"config": {"drop_threshold": 0.05}}}},
+        )
+    with pytest.raises(ValueError, match="max_drop"):
+        DropConfig(max_drop=-0.01)

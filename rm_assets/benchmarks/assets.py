@@ -24,6 +24,7 @@ A report whose headline lacks some of its parts (`rm_rewards.benchmarks.report_m
 import os
 
 import dagster as dg
+from pydantic import Field
 
 from rm_assets.checkpoints.assets import rm_checkpoints
 from rm_assets.judging.assets import auto_principles, local_budget
@@ -37,6 +38,7 @@ from rm_assets.versions import code_version
 from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
 from rm_resources.warehouse import WarehouseResource
+from rm_rewards.benchmarks.report_render import DEFAULT_MAX_DROP
 
 _BENCHMARK_CODE = ("rm_assets.benchmarks.assets", "rm_rewards.benchmarks", "rm_rewards.core.kinds", "rm_rewards.core.schema")
 
@@ -60,10 +62,21 @@ def default_models() -> list[str]:
     return keys
 
 
-class BenchmarkConfig(dg.Config):
+class DropConfig(dg.Config):
+    """The one knob for "how much may a metric fall": both the report's "Change since" verdict and the
+    no_regression_since_previous_report check take it (each from its own run config)."""
+
+    max_drop: float = Field(
+        default=DEFAULT_MAX_DROP, ge=0,
+        description="A metric that falls by more than this against the model's previous report on the same "
+        "benchmark is a drop, in the metric's own units (0.02 on an accuracy is 2 points): the report "
+        "lists it, and the no_regression_since_previous_report check fails (a warning).",
+    )
+
+
+class BenchmarkConfig(DropConfig):
     # LLM judges on the embedded 135M model are slow: a spread-out subset of items locally.
     max_judge_items: int | None = local_budget(2)
-    drop_threshold: float = 0.02
 
 
 def spread_subset(items: list, limit: int | None) -> list:
@@ -110,7 +123,7 @@ def _report(
     partition = str(context.partition_key)
     previous = store.recent_summaries(asset, partition, limit=1)
     report = render_report(result, previous_summary=previous[0] if previous else None,
-                           drop_threshold=config.drop_threshold)
+                           max_drop=config.max_drop)
     status, note = _status_and_note(result, notes)
     rows = store.write_benchmark_report(asset, partition, result, status=status, note=note,
                                         run_id=context.run_id, checkpoint_path=checkpoint_path)

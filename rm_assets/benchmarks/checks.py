@@ -2,12 +2,8 @@
 
 import dagster as dg
 
-from rm_assets.benchmarks.assets import REPORT_ASSETS
+from rm_assets.benchmarks.assets import REPORT_ASSETS, DropConfig
 from rm_resources.warehouse import WarehouseResource
-
-
-class RegressionConfig(dg.Config):
-    max_drop: float = 0.02  # a metric falling by more than this fails the check
 
 
 def _regression_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
@@ -15,14 +11,14 @@ def _regression_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
 
     @dg.asset_check(asset=asset, name="no_regression_since_previous_report", partitions_def=asset.partitions_def)
     def _check(
-        context: dg.AssetCheckExecutionContext, config: RegressionConfig, warehouse: WarehouseResource
+        context: dg.AssetCheckExecutionContext, config: DropConfig, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
         return regression_result(warehouse.get_store().recent_summaries(name, str(context.partition_key)), config)
 
     return _check
 
 
-def regression_result(summaries: list[dict], config: RegressionConfig) -> dg.AssetCheckResult:
+def regression_result(summaries: list[dict], config: DropConfig) -> dg.AssetCheckResult:
     """Flag a report whose metrics dropped by more than `max_drop` against the previous report."""
     from rm_rewards.benchmarks.report_render import detect_drops
 

@@ -6,9 +6,9 @@ PNG data URI (so it renders wherever the markdown does, e.g. the Dagster UI, wit
 it), the benchmark report's own tables, the judge's consistency table for pairwise judges, the most
 common errors, and the change since the previous report of the same model.
 
-`detect_drops(previous_summary, current_summary, threshold)` is what an asset check calls: the
-metrics that got worse by more than `threshold` (in the metric's own units, so 0.02 on a fraction
-is 2 points). Counts (`n_*`) are not metrics; `consistency_*` rates are better when lower.
+`detect_drops(previous_summary, current_summary, max_drop)` is what an asset check calls: the
+metrics that got worse by more than `max_drop` (in the metric's own units, so 0.02 on a fraction
+is 2 points; DEFAULT_MAX_DROP for the report and the check alike). Counts (`n_*`) are not metrics; `consistency_*` rates are better when lower.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ Summary = Mapping[str, float | int | None]
 MAX_PNG_BYTES = 100_000
 LOWER_IS_BETTER_PREFIXES = ("consistency_",)
 COUNT_PREFIX = "n_"
-# 0.60 - 0.58 is 0.0200000000000000018 in floats: a fall of exactly the threshold is not a drop
+# The largest fall of a metric against the previous report that is not a drop: 2 points of a rate.
+DEFAULT_MAX_DROP = 0.02
+# 0.60 - 0.58 is 0.0200000000000000018 in floats: a fall of exactly max_drop is not a drop
 _FLOAT_SLACK = 1e-9
 _MAX_BARS = 60  # beyond this a chart is unreadable at report size; RMB then plots its categories
 
@@ -70,11 +72,11 @@ def higher_is_better(metric: str) -> bool:
     return not metric.startswith(LOWER_IS_BETTER_PREFIXES)
 
 
-def detect_drops(previous_summary: Summary, current_summary: Summary, threshold: float) -> list[Drop]:
-    """Metrics of `previous_summary` that are worse in `current_summary` by more than `threshold`,
+def detect_drops(previous_summary: Summary, current_summary: Summary, max_drop: float) -> list[Drop]:
+    """Metrics of `previous_summary` that are worse in `current_summary` by more than `max_drop`,
     or that are missing or None now. New metrics and metrics that were None before are skipped."""
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
-        raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
+    if not (isinstance(max_drop, (int, float)) and math.isfinite(max_drop) and max_drop >= 0):
+        raise ValueError(f"max_drop must be a finite number >= 0, got {max_drop!r}")
     drops = []
     for metric, before in previous_summary.items():
         if not is_metric(metric, before) or before is None:
@@ -87,7 +89,7 @@ def detect_drops(previous_summary: Summary, current_summary: Summary, threshold:
             )
             continue
         worse_by = (before - now) if better_high else (now - before)
-        if worse_by > threshold + _FLOAT_SLACK:
+        if worse_by > max_drop + _FLOAT_SLACK:
             drops.append(
                 Drop(
                     metric=metric,
@@ -276,15 +278,15 @@ def _problems(result: EvaluationResult) -> list[str]:
 
 
 def _comparison(
-    result: EvaluationResult, previous_summary: Summary, label: str, threshold: float
+    result: EvaluationResult, previous_summary: Summary, label: str, max_drop: float
 ) -> list[str]:
     current = result.summary()
-    drops = detect_drops(previous_summary, current, threshold)
+    drops = detect_drops(previous_summary, current, max_drop)
     verdict = (
-        f"{len(drops)} metric(s) worse by more than {100 * threshold:.2f} pts: "
+        f"{len(drops)} metric(s) worse by more than {100 * max_drop:.2f} pts: "
         + "; ".join(d.describe() for d in drops)
         if drops
-        else f"No metric worse by more than {100 * threshold:.2f} pts."
+        else f"No metric worse by more than {100 * max_drop:.2f} pts."
     )
     return [f"## Change since {label}", delta_table(previous_summary, current), verdict]
 
@@ -294,7 +296,7 @@ def render_report(
     *,
     previous_summary: Summary | None = None,
     previous_label: str = "the previous report",
-    drop_threshold: float = 0.02,
+    max_drop: float = DEFAULT_MAX_DROP,
     plot: bool = True,
 ) -> str:
     """The markdown report of one evaluation; with `previous_summary` (the `summary()` of the last
@@ -308,5 +310,5 @@ def render_report(
         parts.append(result.consistency.to_markdown().strip())
     parts += _problems(result)
     if previous_summary is not None:
-        parts += _comparison(result, previous_summary, previous_label, drop_threshold)
+        parts += _comparison(result, previous_summary, previous_label, max_drop)
     return "\n\n".join(parts) + "\n"
