@@ -1,4 +1,4 @@
-"""The `rmforge` command: `rewards list`, `run`, `audit`, `datasets`, `ui`, `paths`."""
+"""The `rmforge` command: `rewards list`, `run`, `audit`, `datasets`, `ui`, `paths`, `settings`, `serve`."""
 
 from __future__ import annotations
 
@@ -50,14 +50,46 @@ def _rewards_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def job_definition(name: str):
-    """Module-level so `dg.build_reconstructable_job` can rebuild any job in a step process."""
-    from dagster_project.definitions import defs
-
-    return defs.resolve_job_def(name)
+_DEFINITIONS: dict = {}
 
 
-def _execute(instance, job: str, partition, *, run_config: dict | None = None, assets: list[str] | None = None):
+def definitions_for(settings):
+    """The Definitions of `settings`, built once per process and settings."""
+    from dagster_project.definitions import build_definitions
+
+    key = settings.model_dump_json()  # secrets are masked here; whether one is set still counts
+    if key not in _DEFINITIONS:
+        _DEFINITIONS[key] = build_definitions(settings)
+    return _DEFINITIONS[key]
+
+
+def run_settings(llm_base_url: str | None = None, llm_model: str | None = None):
+    """This process's settings, with the embedded LLM as the endpoint when `rmforge run` started it."""
+    from dagster_project.settings import load_settings
+
+    settings = load_settings()
+    return settings.with_embedded_llm(llm_base_url, llm_model) if llm_base_url else settings
+
+
+def job_definition(name: str, llm_base_url: str | None = None, llm_model: str | None = None):
+    """Module-level so `dg.build_reconstructable_job` can rebuild any job in a step process. The
+    embedded LLM's URL and model travel as arguments (they become the llm resource's config), never
+    through the environment; nothing secret does."""
+    return definitions_for(run_settings(llm_base_url, llm_model)).resolve_job_def(name)
+
+
+def _endpoint(settings) -> dict:
+    """The reconstructable job's arguments for these settings' LLM endpoint (none when configured
+    by the environment: a step process reads that itself)."""
+    from dagster_project.settings import load_settings
+
+    if settings.llm_base_url and settings.llm_base_url != load_settings().llm_base_url:
+        return {"llm_base_url": settings.llm_base_url, "llm_model": settings.llm_model}
+    return {}
+
+
+def _execute(instance, job: str, partition, *, settings, run_config: dict | None = None,
+             assets: list[str] | None = None):
     """Run one job partition in this process (a run recorded in the instance, as the UI shows it);
     returns (ok, run id, seconds, the first failure's message)."""
     import dagster as dg
@@ -73,14 +105,15 @@ def _execute(instance, job: str, partition, *, run_config: dict | None = None, a
         for dimension, value in getattr(partition, "keys_by_dimension", {}).items():
             tags[f"dagster/partition/{dimension}"] = value
     result = dg.execute_job(
-        dg.build_reconstructable_job("dagster_project.cli", "job_definition", reconstructable_args=(job,)),
+        dg.build_reconstructable_job("dagster_project.cli", "job_definition", reconstructable_args=(job,),
+                                     reconstructable_kwargs=_endpoint(settings)),
         instance=instance,
         tags=tags,
         # In process: a short run spends most of a subprocess's time importing the code location.
         # The console stays ours (a line per run, failures in one line); every event, stack traces
         # included, stays in the run history (the UI).
         run_config={
-            **_in_process(job),
+            **_in_process(job, settings),
             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
             **(run_config or {}),
         },
@@ -99,10 +132,10 @@ def _execute(instance, job: str, partition, *, run_config: dict | None = None, a
     return result.success, result.run_id, time.perf_counter() - began, failure
 
 
-def _in_process(job: str) -> dict:
+def _in_process(job: str, settings) -> dict:
     """Run config that puts the job's steps in this process: the report and leaderboard jobs run in
     one process already (their executor is in_process); the others choose at launch."""
-    if job_definition(job).executor_def.name == "in_process":
+    if definitions_for(settings).resolve_job_def(job).executor_def.name == "in_process":
         return {}
     return {"execution": {"config": {"in_process": {}}}}
 
@@ -170,8 +203,9 @@ MAIN_ASSETS = ("raw_rows", "converted_samples", "rule_scores", "auto_principles"
 LLM_ASSETS = ("auto_principles", "llm_scores", "refined_samples")
 
 
-def _main_stage(instance, defs, partitions: list[str], *, skip_llm: bool, force: bool) -> list[str]:
+def _main_stage(instance, settings, partitions: list[str], *, skip_llm: bool, force: bool) -> list[str]:
     assets = [a for a in MAIN_ASSETS if not (skip_llm and a in LLM_ASSETS)]
+    defs = definitions_for(settings)
     datasets_resource = defs.resources["datasets"]
     graph = defs.resolve_asset_graph()
     failed = []
@@ -182,18 +216,19 @@ def _main_stage(instance, defs, partitions: list[str], *, skip_llm: bool, force:
         ):
             print(f"  {label}: up to date (same rows, same code), skipped", flush=True)
             continue
-        if not _say(_execute(instance, "main_job", partition, assets=assets), label):
+        if not _say(_execute(instance, "main_job", partition, settings=settings, assets=assets), label):
             failed.append(partition)
     return failed
 
 
 def _datasets(args: argparse.Namespace) -> int:
     """The project's datasets: the built-ins and the datasets file's, which are partitions, where rows come from."""
-    from rm_resources.datasets import dataset_catalog, datasets_file
+    from dagster_project.settings import load_settings
+    from rm_resources.datasets import dataset_catalog
     from rm_rewards.datasets.catalog import FORMATS
 
+    source = load_settings().effective_datasets_file()
     catalog = dataset_catalog()
-    source = datasets_file()
     print(f"datasets file: {source if source else 'none (the built-in datasets only)'}\n")
     rows = []
     for info in catalog.datasets.values():
@@ -222,7 +257,7 @@ def training_config(max_steps: int | None, datasets: list[str] | None = None):
     return TrainingRunConfig(**overrides)
 
 
-def _train_default(instance, store, config, *, retrain: bool) -> str | None:
+def _train_default(instance, settings, store, config, *, retrain: bool) -> str | None:
     """Train the default checkpoint once per (config, training pairs); a finished run is skipped.
     Returns the training run key, or None when training failed."""
     from rm_assets.checkpoints.assets import training_data_versions, training_run_key
@@ -233,15 +268,15 @@ def _train_default(instance, store, config, *, retrain: bool) -> str | None:
         return key
     instance.add_dynamic_partitions("training_runs", [key])
     print(f"  train_job [{key}]: training on the training_pairs of {', '.join(config.datasets)} ...", flush=True)
-    outcome = _execute(instance, "train_job", key, run_config={"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
+    outcome = _execute(instance, "train_job", key, settings=settings, run_config={"ops": {"rm_checkpoints": {"config": config.model_dump()}}})
     return key if _say(outcome, f"train_job [{key}]") else None
 
 
-def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[str]) -> list[tuple[str, str, object]]:
+def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[str],
+                       models: list[str]) -> list[tuple[str, str, object]]:
     """(job, report asset, partition key) for every benchmark of every model `rmforge run` reports."""
     import dagster as dg
 
-    from rm_assets.benchmarks.assets import default_models
     from rm_assets.partitions import BENCHMARKS
     from rm_rewards.benchmarks import parse_model_key
 
@@ -253,7 +288,7 @@ def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[st
             for dataset in datasets:
                 plan.append(("principles_benchmark_job", "principles_benchmark_reports",
                              dg.MultiPartitionKey({"benchmark": benchmark, "dataset": dataset})))
-        for model in default_models():
+        for model in models:
             if skip_llm and parse_model_key(model).prefix == "judge":
                 continue
             plan.append(("baseline_benchmark_job", "baseline_benchmark_reports",
@@ -261,9 +296,10 @@ def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[st
     return plan
 
 
-def _benchmark_stage(instance, defs, plan, *, force: bool, judge_items: int | None) -> list[str]:
+def _benchmark_stage(instance, settings, plan, *, force: bool, judge_items: int | None) -> list[str]:
     """Report each planned partition unless it is up to date; then rebuild the leaderboard. A
     benchmark without a source (JudgeBench unless configured) is skipped, and the reason printed."""
+    defs = definitions_for(settings)
     graph = defs.resolve_asset_graph()
     planned = sorted({p.keys_by_dimension["benchmark"] for _, _, p in plan})
     _, no_source = defs.resources["datasets"].benchmark_sources(planned)
@@ -285,14 +321,14 @@ def _benchmark_stage(instance, defs, plan, *, force: bool, judge_items: int | No
             print(f"  {label}: up to date, skipped", flush=True)
             continue
         run_config = {"ops": {asset: {"config": {"max_judge_items": judge_items}}}} if judge_items else None
-        if not _say(_execute(instance, job, partition, run_config=run_config), label):
+        if not _say(_execute(instance, job, partition, settings=settings, run_config=run_config), label):
             failed.append(str(partition))
-    if not _say(_execute(instance, "leaderboard_job", None), "leaderboard_job"):
+    if not _say(_execute(instance, "leaderboard_job", None, settings=settings), "leaderboard_job"):
         failed.append("leaderboard")
     return failed
 
 
-def _summary(store, partitions: list[str], judge_items: int | None = None) -> str:
+def _summary(store, partitions: list[str], judge_items: int | None = None, llm=None) -> str:
     """Rows per stage and partition, then each model's headline numbers and what did not apply."""
     from rm_rewards.benchmarks.leaderboard import LeaderboardEntry
 
@@ -310,9 +346,9 @@ def _summary(store, partitions: list[str], judge_items: int | None = None) -> st
     if entries:
         benchmarks = sorted({e.benchmark for e in entries})
         width = max(len(e.model_key) for e in entries)
-        from rm_assets.benchmarks.assets import BenchmarkConfig
+        from rm_assets.benchmarks.assets import JUDGE_ITEMS_SMALL
 
-        budget = judge_items or BenchmarkConfig().max_judge_items
+        budget = llm.items(judge_items, small=JUDGE_ITEMS_SMALL) if llm is not None else judge_items
         lines += ["", "Leaderboard (headline metric per benchmark"
                   + (f"; LLM judges on {budget} items each, the local profile's budget" if budget else "") + "):",
                   f"  {'model':<{width}}  " + "  ".join(f"{b:>14}" for b in benchmarks)]
@@ -346,24 +382,24 @@ def _run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from dagster_project.crashed_runs import say_crashed_runs
-    from dagster_project.definitions import defs
+    from dagster_project.settings import load_settings
     from rm_assets.partitions import DATASETS
     from rm_resources.store import Store
-    from rm_resources.warehouse import default_database
 
     partitions = args.partition or list(DATASETS)
     unknown = sorted(set(partitions + (args.train_on or [])) - set(DATASETS))
     if unknown:
         print(f"unknown partitions {unknown}; known: {', '.join(DATASETS)}", file=sys.stderr)
         return 2
-    store = Store(default_database())
+    settings = load_settings()
+    store = Store(settings.effective_database())
     config = training_config(args.training_steps, args.train_on)
     began = time.perf_counter()
-    llm = contextlib.nullcontext() if args.skip_llm else _embedded_llm()
-    with llm, dg.DagsterInstance.get() as instance:
+    llm = contextlib.nullcontext(settings) if args.skip_llm else _embedded_llm(settings)
+    with llm as settings, dg.DagsterInstance.get() as instance:
         say_crashed_runs(instance)
         print("1. data → scores → principles → refinements → training pairs", flush=True)
-        failed = _main_stage(instance, defs, partitions, skip_llm=args.skip_llm, force=args.force)
+        failed = _main_stage(instance, settings, partitions, skip_llm=args.skip_llm, force=args.force)
         run_key = None
         if not args.skip_training and not failed:
             print("2. reward model", flush=True)
@@ -371,13 +407,14 @@ def _run(args: argparse.Namespace) -> int:
             if missing:
                 print(f"  training skipped: it trains on {missing}, which this run did not materialize", flush=True)
             else:
-                run_key = _train_default(instance, store, config, retrain=args.retrain)
+                run_key = _train_default(instance, settings, store, config, retrain=args.retrain)
                 failed += [] if run_key else ["training"]
         if not args.skip_benchmarks and not failed:
             print("3. benchmark reports and leaderboard", flush=True)
-            plan = _report_partitions(run_key, skip_llm=args.skip_llm, datasets=partitions)
-            failed += _benchmark_stage(instance, defs, plan, force=args.force, judge_items=args.judge_items)
-    print(_summary(store, partitions, args.judge_items))
+            plan = _report_partitions(run_key, skip_llm=args.skip_llm, datasets=partitions,
+                                      models=list(settings.benchmark_models))
+            failed += _benchmark_stage(instance, settings, plan, force=args.force, judge_items=args.judge_items)
+    print(_summary(store, partitions, args.judge_items, llm=definitions_for(settings).resources["llm"]))
     print(f"\nDuckDB warehouse: {store.database}")
     print(f"Dagster run history (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}  — browse it with `make ui`")
     if run_key and not args.skip_benchmarks:
@@ -413,15 +450,20 @@ def _quiet_libraries() -> None:
         logger.propagate = False
 
 
-def _embedded_llm():
-    """Start the embedded llama.cpp server for the step processes, unless an endpoint is configured."""
-    from rm_resources.embedded_llm import embedded_llm_environment
-    from rm_resources.warehouse import default_data_dir
+@contextlib.contextmanager
+def _embedded_llm(settings):
+    """Yields the settings with the embedded llama.cpp server as their LLM endpoint while it runs,
+    or the settings as they are when an endpoint is configured (RMFORGE_LLM_BASE_URL)."""
+    from rm_resources.embedded_llm import EMBEDDED_MODEL_NAME, embedded_llm_server
 
-    default_data_dir().mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("RMFORGE_LLM_BASE_URL"):
-        print(f"starting the embedded LLM server (log: {default_data_dir() / 'llm_server.log'}) ...", flush=True)
-    return embedded_llm_environment(log_path=default_data_dir() / "llm_server.log")
+    if settings.llm_base_url:
+        yield settings
+        return
+    data_dir = settings.effective_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"starting the embedded LLM server (log: {data_dir / 'llm_server.log'}) ...", flush=True)
+    with embedded_llm_server(log_path=data_dir / "llm_server.log") as server:
+        yield settings.with_embedded_llm(server.base_url, EMBEDDED_MODEL_NAME)
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -432,14 +474,19 @@ def _ui(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from dagster_project.crashed_runs import say_crashed_runs
+    from dagster_project.settings import load_settings
 
     ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
         say_crashed_runs(instance)
-    with _embedded_llm():
+    with _embedded_llm(load_settings()) as settings:
         command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                    "--host", args.host, "--port", str(args.port)]
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT)
+        # dagster dev is another program: its code server builds the definitions from its own
+        # environment, so the embedded endpoint is given to that process (this one's stays as it is).
+        endpoint = {"RMFORGE_LLM_BASE_URL": settings.llm_base_url, "RMFORGE_LLM_MODEL": settings.llm_model}
+        env = {**os.environ, **{name: value for name, value in endpoint.items() if value}}
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)
         print(f"Dagster UI: http://{args.host}:{args.port} (the lineage: http://{args.host}:{args.port}/asset-groups; "
               "Ctrl-C stops it)", flush=True)
         try:
@@ -450,11 +497,31 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _paths(args: argparse.Namespace) -> int:
-    from rm_resources.warehouse import default_data_dir, default_database
+    from dagster_project.settings import load_settings
 
-    print(f"data folder:      {default_data_dir()}")
-    print(f"DuckDB warehouse: {default_database()}")
+    settings = load_settings()
+    print(f"data folder:      {settings.effective_data_dir()}")
+    print(f"DuckDB warehouse: {settings.effective_database()}")
     print(f"DAGSTER_HOME:     {ensure_dagster_home()}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> int:
+    """Every RMFORGE_* setting's effective value; secrets only as set / not set."""
+    from dagster_project.settings import format_settings, load_settings
+
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        print(f"rmforge settings: {exc}", file=sys.stderr)
+        return 2
+    print(format_settings(settings))
+    if args.verbose:
+        from dagster_project.settings import READ_BY, SETTINGS
+
+        print("\nwho reads each variable (load_settings reads all of them):")
+        for setting in SETTINGS:
+            print(f"  {setting.env}: {READ_BY[setting.read]}")
     return 0
 
 
@@ -503,6 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     paths = commands.add_parser("paths", help="where the warehouse and run history live")
     paths.set_defaults(handler=_paths)
+
+    settings = commands.add_parser("settings", help="every RMFORGE_* setting's effective value (secrets masked)")
+    settings.add_argument("--verbose", action="store_true", help="also say who reads each variable, and when")
+    settings.set_defaults(handler=_settings)
     return parser
 
 

@@ -2,26 +2,27 @@
 checkpoint, every learned principle set and every registered baseline model, on every benchmark.
 
 A schedule targets one job and each report asset has its own partitions, so there is one schedule
-per report job, all built by `report_schedule` on the same cron.
+per report job, all built by `report_schedule` on the same cron; `build_schedules(settings)` makes
+them when the definitions are built (the cron and whether they run by default are settings).
 
 Only benchmarks with a source are requested (`DatasetSourceResource.benchmark_sources`): JudgeBench
 ships no rows, so until it has files or the hub it is skipped, and each tick logs why."""
 
-import os
 from collections.abc import Callable
 
 import dagster as dg
 
 from dagster_project.jobs import baseline_benchmark_job, benchmark_job, principles_benchmark_job
+from dagster_project.settings import Settings
 from rm_assets.partitions import BENCHMARKS, DATASETS, evaluated_models, training_runs
 from rm_resources.datasets import DatasetSourceResource
 
 
 def _profile_datasets() -> DatasetSourceResource:
-    """The dataset source of the current profile (what the definitions' resources use)."""
-    from dagster_project.profiles import current_profile, resources_for
+    """The dataset source of the settings in this process's environment (read now, not at import)."""
+    from dagster_project.settings import load_settings, resources_for
 
-    return resources_for(current_profile())["datasets"]
+    return resources_for(load_settings())["datasets"]
 
 
 def benchmarks_with_source(datasets: DatasetSourceResource | None = None) -> tuple[list[str], dict[str, str]]:
@@ -47,13 +48,9 @@ def report_run_requests(
     ]
 
 
-def benchmark_cron() -> str:
-    return os.environ.get("RMFORGE_BENCHMARK_CRON", "0 3 * * *")
-
-
-def runs_by_default() -> bool:
+def runs_by_default(settings: Settings) -> bool:
     """Automation runs by default in the local profile; production turns it on deliberately."""
-    return os.environ.get("RMFORGE_PROFILE", "local") == "local"
+    return settings.profile == "local"
 
 
 def trained_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -95,12 +92,12 @@ def scheduled_benchmark_requests(
     return report_run_requests(job_name, dimension, found, tag=f"scheduled-{tick.isoformat()}", benchmarks=benchmarks)
 
 
-def report_schedule(job, name: str) -> dg.ScheduleDefinition:
+def report_schedule(job, name: str, settings: Settings) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=name,
         job=job,
-        cron_schedule=benchmark_cron(),
-        default_status=dg.DefaultScheduleStatus.RUNNING if runs_by_default() else dg.DefaultScheduleStatus.STOPPED,
+        cron_schedule=settings.benchmark_cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING if runs_by_default(settings) else dg.DefaultScheduleStatus.STOPPED,
         description=f"Re-run {job.name} for every {SCHEDULED[job.name][0]} on every benchmark.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext, datasets: DatasetSourceResource):
@@ -110,7 +107,9 @@ def report_schedule(job, name: str) -> dg.ScheduleDefinition:
     return _schedule
 
 
-benchmark_schedule = report_schedule(benchmark_job, "benchmark_schedule")
-principles_benchmark_schedule = report_schedule(principles_benchmark_job, "principles_benchmark_schedule")
-baseline_benchmark_schedule = report_schedule(baseline_benchmark_job, "baseline_benchmark_schedule")
-SCHEDULES = [benchmark_schedule, principles_benchmark_schedule, baseline_benchmark_schedule]
+def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
+    return [
+        report_schedule(benchmark_job, "benchmark_schedule", settings),
+        report_schedule(principles_benchmark_job, "principles_benchmark_schedule", settings),
+        report_schedule(baseline_benchmark_job, "baseline_benchmark_schedule", settings),
+    ]

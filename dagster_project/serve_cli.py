@@ -48,28 +48,28 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import os
     import signal
     import threading
 
+    from dagster_project.settings import load_settings
     from rm_resources.serving import app
-    from rm_resources.serving.protocol import API_KEY_ENV
     from rm_resources.serving.scorers import resolve_model
     from rm_resources.store import Store
-    from rm_resources.warehouse import default_database
 
     try:
+        project = load_settings()
         settings = settings_from_args(args)
-        spec = resolve_model(args.model, Store(default_database()))
+        spec = resolve_model(args.model, Store(project.effective_database()))
     except ValueError as exc:
         print(f"rmforge serve: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
     try:
-        url = app.start(spec, settings)
+        # The replicas read RMFORGE_SERVE_API_KEY from their own environment (never an argument).
+        url = app.start(spec, settings, address=project.ray_address)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init, which sets its own
-        where = os.environ.get("RMFORGE_RAY_ADDRESS") or "local Ray"
-        key = "required (RMFORGE_SERVE_API_KEY)" if os.environ.get(API_KEY_ENV) else "none"
+        where = project.ray_address or "local Ray"
+        key = "required (RMFORGE_SERVE_API_KEY)" if project.serve_api_key is not None else "none"
         print(f"serving {spec.model_key} (version {spec.version}) at {url} on {where}; API key: {key}", flush=True)
         print(f"  curl {url}/health    Ctrl-C stops", flush=True)
         stop.wait()

@@ -38,9 +38,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATASETS_FILE_VARIABLE = "RMFORGE_DATASETS_FILE"
 
 
-def datasets_file() -> Path | None:
-    """The datasets file in effect: $RMFORGE_DATASETS_FILE, else <project>/datasets.yaml if present."""
-    configured = os.environ.get(DATASETS_FILE_VARIABLE)
+def datasets_file(configured: str | None = None) -> Path | None:
+    """The datasets file in effect: `configured` (dagster_project.settings passes it), else
+    $RMFORGE_DATASETS_FILE, else <project>/datasets.yaml if present. The variable is read here too
+    because the dataset partitions are defined when rm_assets.partitions is imported."""
+    configured = configured or os.environ.get(DATASETS_FILE_VARIABLE)
     if configured:
         return Path(configured).expanduser().resolve()
     default = PROJECT_ROOT / "datasets.yaml"

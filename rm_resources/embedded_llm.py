@@ -1,15 +1,15 @@
 """The embedded LLM: llama.cpp's OpenAI-compatible server on loopback, serving SmolLM2-135M-Instruct.
 
 One server process is started per `rmforge run` (or `make ui`) and every Dagster step process
-talks to it over HTTP, so the model is loaded once, not once per step. The model is tiny: it is
-here to wire the graph end to end on a laptop, not to judge quality. Point
+talks to it over HTTP, so the model is loaded once, not once per step; its URL reaches the
+`llm` resource as config (dagster_project.settings.Settings.with_embedded_llm). The model is tiny:
+it is here to wire the graph end to end on a laptop, not to judge quality. Point
 `RMFORGE_LLM_BASE_URL` / `RMFORGE_LLM_MODEL` / `RMFORGE_LLM_API_KEY` at a real endpoint for that.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -95,21 +95,11 @@ class EmbeddedLLMServer:
 
 
 @contextlib.contextmanager
-def embedded_llm_environment(log_path: Path | None = None) -> Iterator[EmbeddedLLMServer | None]:
-    """Start the embedded server unless an endpoint is configured; export its URL for step processes."""
-    if os.environ.get("RMFORGE_LLM_BASE_URL"):
-        yield None
-        return
+def embedded_llm_server(log_path: Path | None = None) -> Iterator[EmbeddedLLMServer]:
+    """The embedded server, running for the duration of the block. The caller passes its
+    `base_url` and `EMBEDDED_MODEL_NAME` to the LLM resource as config (nothing is exported)."""
     server = EmbeddedLLMServer(log_path=log_path).start()
-    previous = {k: os.environ.get(k) for k in ("RMFORGE_LLM_BASE_URL", "RMFORGE_LLM_MODEL")}
-    os.environ["RMFORGE_LLM_BASE_URL"] = server.base_url
-    os.environ["RMFORGE_LLM_MODEL"] = EMBEDDED_MODEL_NAME
     try:
         yield server
     finally:
         server.stop()
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -1,15 +1,15 @@
 """The LLM client as a Dagster resource: one OpenAI-compatible endpoint, shared cache and limits.
 
-Locally `rmforge run` / `rmforge ui` start the embedded llama.cpp server and export its URL in
-`RMFORGE_LLM_BASE_URL`; in production the same variables point at any OpenAI-compatible endpoint.
-The API key is only ever read from the environment (`dg.EnvVar`) and stays a `SecretStr`.
+Every value is resource config, set by `dagster_project.settings.resources_for`: locally
+`rmforge run` / `rmforge ui` start the embedded llama.cpp server and pass its URL as `base_url`; in
+production `RMFORGE_LLM_BASE_URL` / `RMFORGE_LLM_MODEL` name any OpenAI-compatible endpoint. The API
+key reaches the resource only as a `dg.EnvVar` (never in run config) and stays a `SecretStr`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -24,8 +24,8 @@ def default_cache_path() -> str:
 class LLMClientResource(dg.ConfigurableResource):
     """Endpoint, model and limits for every LLM-calling asset."""
 
-    base_url: str | None = Field(default=None, description="OpenAI-compatible root incl. /v1; env RMFORGE_LLM_BASE_URL")
-    model: str | None = Field(default=None, description="Model name; env RMFORGE_LLM_MODEL")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible root incl. /v1 (RMFORGE_LLM_BASE_URL)")
+    model: str | None = Field(default=None, description="Model name (RMFORGE_LLM_MODEL)")
     api_key: str | None = Field(default=None, description="Secret; set through dg.EnvVar only")
     max_concurrency: int = 64
     requests_per_minute: float | None = None
@@ -34,18 +34,20 @@ class LLMClientResource(dg.ConfigurableResource):
     max_retries: int = 4
     structured_output: str = "json_schema"
     cache_path: str | None = Field(default=None, description="SQLite response cache; '' disables it")
+    budget: Literal["small", "full"] = Field(
+        default="small", description="Default item budgets of the LLM assets: small = a few items and one "
+        "round (the embedded 135M model, local profile); full = every item (production)")
 
     _client: Any = PrivateAttr(default=None)
 
     def _config(self):
         from rm_rewards.llm import LLMConfig
 
-        base_url = self.base_url or os.environ.get("RMFORGE_LLM_BASE_URL")
-        model = self.model or os.environ.get("RMFORGE_LLM_MODEL")
+        base_url, model = self.base_url, self.model
         if not base_url or not model:
             raise RuntimeError(
                 "no LLM endpoint configured: set RMFORGE_LLM_BASE_URL and RMFORGE_LLM_MODEL "
-                "(`rmforge run` and `rmforge ui` start the embedded llama.cpp server and set them)"
+                "(`rmforge run` and `rmforge ui` start the embedded llama.cpp server and pass its URL)"
             )
         settings: dict[str, Any] = dict(
             base_url=base_url,
@@ -73,6 +75,19 @@ class LLMClientResource(dg.ConfigurableResource):
                 cache = ResponseCache(path)
             self._client = LLMClient(self._config(), cache)
         return self._client
+
+    def items(self, requested: int | None, small: int) -> int | None:
+        """How many items an LLM asset takes: `requested` when the run config sets it (0 = all), else
+        `small` on the small budget and all (None) on the full one."""
+        if requested is not None:
+            return requested or None
+        return small if self.budget == "small" else None
+
+    def rounds(self, requested: int | None, small: int = 1, full: int = 3) -> int:
+        """Rounds of an iterative LLM asset (principles, refinement): `requested`, else by the budget."""
+        if requested is not None:
+            return requested
+        return small if self.budget == "small" else full
 
     def describe(self) -> str:
         config = self._config()

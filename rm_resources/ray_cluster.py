@@ -7,7 +7,6 @@ process, or as Ray tasks with the same score rows.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -24,7 +23,7 @@ class RayClusterResource(dg.ConfigurableResource):
     at the address, else on a local Ray started for the call); `auto` (the default) is `ray` when
     an address is configured and `in_process` otherwise, so the local profile scores in process."""
 
-    address: str | None = Field(default=None, description="ray://host:10001 or 'auto'; env RMFORGE_RAY_ADDRESS")
+    address: str | None = Field(default=None, description="ray://host:10001 or 'auto' (RMFORGE_RAY_ADDRESS)")
     use_ray: bool = True
     num_workers: int = Field(default=1, ge=1, description="Train workers (at most 2 on a 2-core machine)")
     use_gpu: bool = False
@@ -38,7 +37,7 @@ class RayClusterResource(dg.ConfigurableResource):
     scoring_batch_size: int = Field(default=500, ge=1, description="Samples per rule-scoring Ray task")
 
     def resolved_address(self) -> str | None:
-        return self.address or os.environ.get("RMFORGE_RAY_ADDRESS") or None
+        return self.address or None
 
     def scoring_target(self):
         """A `RayScoring` when scores are computed on Ray, None when in the step process."""

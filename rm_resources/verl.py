@@ -25,7 +25,7 @@ class VerlTrainerResource(model_fields_base(VerlGRPOConfig, dg.ConfigurableResou
     """Where verl runs: DEPLOYMENT_FIELDS (VerlGRPOConfig's own fields and defaults), its venv, and
     how often progress is forwarded."""
 
-    venv: str | None = Field(default=None, description="verl venv; default $RMFORGE_VERL_VENV or .venvs/verl")
+    venv: str | None = Field(default=None, description="verl venv (RMFORGE_VERL_VENV); default .venvs/verl")
     poll_s: float = Field(default=5.0, description="How often trainer metrics are forwarded to Dagster")
     # Overrides for dry runs and tests: another interpreter, or a stand-in for main_ppo.
     python: str | None = None

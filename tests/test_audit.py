@@ -330,7 +330,7 @@ def test_edge_table_is_exactly_the_asset_graph():
     which partitions of the new parent a child reads."""
     from dagster_project.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     materializable = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
     actual = {
         n.key.to_user_string(): sorted(p.to_user_string() for p in n.parent_keys) for n in materializable

@@ -13,6 +13,7 @@ import pytest
 
 from dagster_project.schedules import scheduled_benchmark_requests
 from dagster_project.sensors import new_checkpoint_sensor
+from dagster_project.settings import Settings
 from rm_assets.benchmarks.assets import (
     baseline_benchmark_reports,
     benchmark_reports,
@@ -257,8 +258,10 @@ def test_sensor_benchmarks_new_checkpoints_and_registers_baselines_once():
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("training_runs", ["bt-1"])
         instance.report_runless_asset_event(dg.AssetMaterialization("rm_checkpoints", partition="bt-1"))
-        context = dg.build_sensor_context(instance=instance)
-        result = new_checkpoint_sensor(context)
+        sensor = new_checkpoint_sensor(Settings())  # the local profile's defaults
+        datasets = {"datasets": DatasetSourceResource(mode="bundled")}
+        context = dg.build_sensor_context(instance=instance, resources=datasets)
+        result = sensor(context)
         assert set(result.dynamic_partitions_requests[0].partition_keys) == {
             "reward:length_penalty", "judge:helpfulness_pointwise"}
         by_job = {}
@@ -269,7 +272,7 @@ def test_sensor_benchmarks_new_checkpoints_and_registers_baselines_once():
         assert "judge_bench" not in {k.keys_by_dimension["benchmark"] for k in by_job["benchmark_job"]}
         assert {k.keys_by_dimension["run"] for k in by_job["benchmark_job"]} == {"bt-1"}
         instance.add_dynamic_partitions("evaluated_models", ["reward:length_penalty", "judge:helpfulness_pointwise"])
-        again = new_checkpoint_sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor, resources=datasets))
         assert isinstance(again, dg.SkipReason)
 
 
@@ -290,8 +293,9 @@ def test_schedules_benchmark_every_checkpoint_principle_set_and_baseline():
 
 
 def test_schedules_and_sensors_are_defined_and_running_in_the_local_profile():
-    from dagster_project.definitions import defs
+    from dagster_project.definitions import build_definitions
 
+    defs = build_definitions(Settings())
     schedules = {s.name: s for s in defs.schedules}
     assert {s.job_name for s in schedules.values()} == {
         "benchmark_job", "principles_benchmark_job", "baseline_benchmark_job"}
@@ -342,7 +346,7 @@ def test_judge_bench_from_a_local_file_for_a_checkpoint_a_rule_and_a_judge(judge
         judge = dg.materialize(
             [baseline_benchmark_reports], resources=judge_bench_resources, instance=instance,
             partition_key=_key("judge_bench", model="judge:helpfulness_pointwise"),
-            run_config=dg.RunConfig(ops={"baseline_benchmark_reports": {"config": {"max_judge_items": None}}}),
+            run_config=dg.RunConfig(ops={"baseline_benchmark_reports": {"config": {"max_judge_items": 0}}}),
         )
         board = dg.materialize([leaderboard], resources=judge_bench_resources, instance=instance)
     assert checkpoint.success and rule.success and judge.success and board.success

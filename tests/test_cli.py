@@ -59,6 +59,68 @@ def test_console_script_runs():
     assert "helpfulness_pointwise" in done.stdout and "llm" in done.stdout
 
 
+CANARY_KEY = "sk-canary-0c4e1d7b-must-never-be-printed"
+
+
+def test_settings_prints_every_setting_with_the_secrets_masked(capsys, monkeypatch):
+    from dagster_project.settings import SETTINGS
+
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.env, raising=False)
+    monkeypatch.setenv("RMFORGE_LLM_API_KEY", CANARY_KEY)
+    monkeypatch.setenv("RMFORGE_DATASET_LIMIT", "12")
+    assert main(["settings", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert CANARY_KEY not in captured.out + captured.err
+    lines = {line.split()[0]: line for line in captured.out.splitlines() if line.startswith("RMFORGE_")}
+    assert set(lines) == {s.env for s in SETTINGS}
+    assert lines["RMFORGE_LLM_API_KEY"].split()[1:] == ["set", "(masked)", "environment"]
+    assert lines["RMFORGE_SERVE_API_KEY"].split()[1:] == ["not", "set", "default"]
+    assert lines["RMFORGE_DATASET_LIMIT"].split()[1:] == ["12", "environment"]
+    assert lines["RMFORGE_PROFILE"].split()[1:] == ["local", "default"]
+    assert "(production profile only)" in lines["RMFORGE_LLM_MAX_CONCURRENCY"]
+    assert "RMFORGE_LLM_API_KEY: Dagster, through dg.EnvVar" in captured.out  # --verbose: who reads it
+
+
+def test_settings_in_a_subprocess_never_print_the_key():
+    """The console script's whole output (stdout and stderr), both secrets set."""
+    import os
+
+    env = {**os.environ, "RMFORGE_LLM_API_KEY": CANARY_KEY, "RMFORGE_SERVE_API_KEY": CANARY_KEY + "-serve",
+           "RMFORGE_PROFILE": "production", "RMFORGE_LLM_BASE_URL": "https://llm.example/v1"}
+    done = subprocess.run([sys.executable, "-m", "dagster_project.cli", "settings", "--verbose"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert CANARY_KEY not in done.stdout + done.stderr
+    assert done.stdout.count("set (masked)") == 2 and "https://llm.example/v1" in done.stdout
+
+
+def test_settings_refuses_a_bad_value_naming_the_variable(capsys, monkeypatch):
+    monkeypatch.setenv("RMFORGE_TRAIN_WORKERS", "many")
+    assert main(["settings"]) == 2
+    assert "RMFORGE_TRAIN_WORKERS='many'" in capsys.readouterr().err
+
+
+def test_the_embedded_endpoint_reaches_the_llm_resource_as_config(monkeypatch):
+    """rmforge run rebuilds each job with the embedded server's URL as arguments: the llm
+    resource gets it as config, and the environment is left as it was."""
+    import os
+
+    from dagster_project.cli import _endpoint, job_definition, run_settings
+
+    monkeypatch.delenv("RMFORGE_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("RMFORGE_LLM_MODEL", raising=False)
+    settings = run_settings("http://127.0.0.1:5123/v1", "smollm2-135m-instruct")
+    assert _endpoint(settings) == {"llm_base_url": "http://127.0.0.1:5123/v1", "llm_model": "smollm2-135m-instruct"}
+    job = job_definition("main_job", **_endpoint(settings))
+    config = job.resource_defs["llm"].config_schema.default_value  # the llm resource's config in a run
+    assert (config["base_url"], config["model"]) == ("http://127.0.0.1:5123/v1", "smollm2-135m-instruct")
+    assert "RMFORGE_LLM_BASE_URL" not in os.environ
+    assert job_definition("main_job").resource_defs["llm"].config_schema.default_value["base_url"] is None
+    monkeypatch.setenv("RMFORGE_LLM_BASE_URL", "https://llm.example/v1")
+    assert _endpoint(run_settings()) == {}  # a configured endpoint: every process reads it itself
+
+
 def test_unknown_partition_is_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main(["run", "--partition", "nope", "--skip-llm"]) == 2

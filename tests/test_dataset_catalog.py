@@ -188,6 +188,7 @@ def test_every_format_names_an_importable_converter():
 def _definitions_in_subprocess(env_file: Path) -> subprocess.CompletedProcess:
     code = (
         "from dagster_project.definitions import defs\n"
+        "defs()\n"
         "from rm_assets.partitions import dataset_partitions\n"
         "print(','.join(dataset_partitions.get_partition_keys()))\n"
     )

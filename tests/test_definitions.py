@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from dagster_project.definitions import defs
+from dagster_project.definitions import defs as load_definitions
+
+# What Dagster loads: the lazy definitions, built from this process's settings.
+defs = load_definitions()
 
 
 def _lineage() -> dict[str, list[str]]:

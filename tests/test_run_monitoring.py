@@ -151,12 +151,12 @@ def _run_id(answer: dict, field: str) -> str:
 
 @pytest.mark.timeout(420)
 def test_a_killed_dagster_dev_run_fails_with_the_reason_and_reexecutes(tmp_path):
-    from rm_assets.benchmarks.assets import default_models
+    from dagster_project.settings import load_settings
 
     env = dagster_env(tmp_path / "home", tmp_path / "data")
     instance = _instance(tmp_path / "home")
     # The baseline models are known already, so the new-checkpoint sensor launches nothing meanwhile.
-    instance.add_dynamic_partitions("evaluated_models", default_models())
+    instance.add_dynamic_partitions("evaluated_models", list(load_settings(env).benchmark_models))
     partition = dataset_partitions.get_partition_keys()[-1]
     with DagsterDev(env, tmp_path / "dagster_dev.log") as dev:
         params = {

@@ -184,7 +184,7 @@ def test_the_ui_lineage_materialize_backfill_automation_and_reports(tmp_path):
     instance.add_dynamic_partitions("evaluated_models", [BASELINE])
     from dagster_project.definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     groups = sorted({graph.get(key).group_name for key in graph.get_all_asset_keys()})
     sync_playwright = _playwright()
 
@@ -330,8 +330,10 @@ def test_the_ui_lineage_materialize_backfill_automation_and_reports(tmp_path):
 def test_leaderboard_sensor_waits_for_the_benchmark_runs_in_flight():
     """One leaderboard run per burst of reports: none while benchmark runs are still going, one
     once they are done, none again until a newer report."""
-    from dagster_project.definitions import defs
-    from dagster_project.sensors import leaderboard_sensor
+    from dagster_project.definitions import defs as load_definitions
+
+    defs = load_definitions()
+    leaderboard_sensor = defs.get_sensor_def("leaderboard_sensor")
 
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance)

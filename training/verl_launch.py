@@ -27,8 +27,8 @@ SETUP_HINT = "create it with: bash training/setup_verl_venv.sh"
 
 
 def verl_python(venv: str | Path | None = None) -> Path:
-    """The verl venv's interpreter: `venv`, else $RMFORGE_VERL_VENV, else <repo>/.venvs/verl."""
-    root = Path(venv or os.environ.get("RMFORGE_VERL_VENV") or DEFAULT_VERL_VENV)
+    """The verl venv's interpreter: `venv` (RMFORGE_VERL_VENV, through the verl resource), else <repo>/.venvs/verl."""
+    root = Path(venv or DEFAULT_VERL_VENV)
     python = root / "bin" / "python"
     if not python.exists():
         raise FileNotFoundError(f"no verl venv at {root} ({SETUP_HINT})")

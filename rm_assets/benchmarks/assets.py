@@ -21,13 +21,11 @@ A report whose headline lacks some of its parts (`rm_rewards.benchmarks.report_m
 `partial` and no `headline` in its metadata, only `partial_headline` and `headline_parts`.
 """
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
 from rm_assets.checkpoints.assets import rm_checkpoints
-from rm_assets.judging.assets import auto_principles, local_budget
+from rm_assets.judging.assets import BUDGET_NOTE, auto_principles
 from rm_assets.metadata import table_metadata
 from rm_assets.partitions import (
     baseline_report_partitions,
@@ -42,24 +40,12 @@ from rm_rewards.benchmarks.report_render import DEFAULT_MAX_DROP
 
 _BENCHMARK_CODE = ("rm_assets.benchmarks.assets", "rm_rewards.benchmarks", "rm_rewards.core.kinds", "rm_rewards.core.schema")
 
-# What the sensor registers for benchmarking besides every trained checkpoint: a rule and the LLM
-# judge with its default principles. The judge with learned principles is principles_benchmark_reports.
-DEFAULT_MODELS = ("reward:length_penalty", "judge:helpfulness_pointwise")
+# The baseline models the sensor registers (besides every trained checkpoint) are a setting,
+# RMFORGE_BENCHMARK_MODELS (dagster_project.settings; default a rule and the LLM judge with its
+# default principles). The judge with learned principles is principles_benchmark_reports.
 
-
-def default_models() -> list[str]:
-    """Baseline model keys to benchmark (RMFORGE_BENCHMARK_MODELS, comma-separated), validated."""
-    from rm_rewards.benchmarks import parse_model_key
-
-    configured = os.environ.get("RMFORGE_BENCHMARK_MODELS")
-    keys = [m.strip() for m in configured.split(",") if m.strip()] if configured else list(DEFAULT_MODELS)
-    for key in keys:
-        if parse_model_key(key).prefix not in ("reward", "judge"):
-            raise ValueError(
-                f"RMFORGE_BENCHMARK_MODELS: {key!r} is not a rule or judge key; checkpoints and "
-                "principle judges are benchmarked by their own assets"
-            )
-    return keys
+# LLM judges on the embedded 135M model are slow: a spread-out subset of items on the small budget.
+JUDGE_ITEMS_SMALL = 2
 
 
 class DropConfig(dg.Config):
@@ -75,8 +61,8 @@ class DropConfig(dg.Config):
 
 
 class BenchmarkConfig(DropConfig):
-    # LLM judges on the embedded 135M model are slow: a spread-out subset of items locally.
-    max_judge_items: int | None = local_budget(2)
+    max_judge_items: int | None = Field(default=None, description="Items an LLM judge scores; "
+                                        + BUDGET_NOTE.format(small=JUDGE_ITEMS_SMALL))
 
 
 def spread_subset(items: list, limit: int | None) -> list:
@@ -237,7 +223,7 @@ def principles_benchmark_reports(
     before = client.stats.snapshot()
     model = PrinciplesModel(dataset=dataset)
     built = model.build(client, principle_set.scenario, principle_set.principles, principle_set_id=principle_set.id)
-    items = spread_subset(all_items, config.max_judge_items)
+    items = spread_subset(all_items, llm.items(config.max_judge_items, small=JUDGE_ITEMS_SMALL))
     result = evaluate(benchmark, items, built.judge, model_key=model.key)
     notes = [] if built.principles_source == "learned" else [f"principles: {built.principles_source}"]
     usage = {**built.metadata(), **(client.stats.snapshot() - before).as_metadata()}
@@ -276,7 +262,7 @@ def baseline_benchmark_reports(
     if model.is_llm:
         client = llm.get_client()
         before = client.stats.snapshot()
-        items = spread_subset(items, config.max_judge_items)
+        items = spread_subset(items, llm.items(config.max_judge_items, small=JUDGE_ITEMS_SMALL))
     result = evaluate_model(benchmark, items, model, client=client)
     usage = (client.stats.snapshot() - before).as_metadata() if client else {}
     return _report(context, "baseline_benchmark_reports", store, result, config=config, notes=[],

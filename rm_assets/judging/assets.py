@@ -5,9 +5,8 @@ shares the `llm` pool, so parallel runs queue instead of multiplying the load on
 Each materialization records its own calls, cache hits, retries, failures and tokens.
 """
 
-import os
-
 import dagster as dg
+from pydantic import Field
 
 from rm_assets.data.assets import converted_samples
 from rm_assets.metadata import table_metadata
@@ -47,14 +46,16 @@ def _usage_metadata(client, before) -> dict:
     return (client.stats.snapshot() - before).as_metadata()
 
 
-def local_budget(items: int) -> int | None:
-    """Default item budget: small on the embedded 135M model (local profile), everything elsewhere."""
-    return items if os.environ.get("RMFORGE_PROFILE", "local") == "local" else None
+# Budgets: a config field left unset (None) takes the `llm` resource's budget (LLMClientResource.items
+# and .rounds): these small numbers on the embedded 135M model (local profile), everything in
+# production. 0 asks for every item whatever the budget.
+BUDGET_NOTE = "None: the llm resource's budget (small: {small}; full: all); 0: all"
 
 
 class PrincipleConfig(dg.Config):
-    max_pairs: int | None = local_budget(2)  # labelled training pairs to learn from; None = all
-    max_rounds: int = 1 if local_budget(1) else 3
+    max_pairs: int | None = Field(default=None, description="Labelled training pairs to learn from; "
+                                  + BUDGET_NOTE.format(small=2))
+    max_rounds: int | None = Field(default=None, description="None: 1 on the small budget, 3 on the full one")
     max_themes: int = 5
     scenario: str = "Answer the user's request helpfully, honestly and harmlessly."
 
@@ -75,10 +76,11 @@ def auto_principles(
     dataset = context.partition_key
     store = warehouse.get_store()
     pairs, _skipped = fold_pairs(store.read_samples(dataset, task="pairwise", split="train"))
-    samples = _budget([pair.sample for pair in pairs], config.max_pairs)
+    samples = _budget([pair.sample for pair in pairs], llm.items(config.max_pairs, small=2))
     client = llm.get_client()
     before = client.stats.snapshot()
-    settings = PrincipleSettings(scenario=config.scenario, max_rounds=config.max_rounds, max_themes=config.max_themes)
+    settings = PrincipleSettings(scenario=config.scenario, max_rounds=llm.rounds(config.max_rounds),
+                                 max_themes=config.max_themes)
     principle_set = generate_principles(samples, client, settings)
     provenance = principle_set.provenance
     store.write_principle_set(dataset, principle_set, context.run_id)
@@ -104,7 +106,7 @@ def auto_principles(
 
 
 class LLMScoreConfig(dg.Config):
-    max_samples: int | None = local_budget(6)  # per partition; None = all
+    max_samples: int | None = Field(default=None, description="Samples per partition; " + BUDGET_NOTE.format(small=6))
 
 
 @dg.asset(
@@ -126,7 +128,7 @@ def llm_scores(
 
     dataset = context.partition_key
     store = warehouse.get_store()
-    samples = _budget(store.read_samples(dataset), config.max_samples)
+    samples = _budget(store.read_samples(dataset), llm.items(config.max_samples, small=6))
     principles, principle_set_id, principles_source = judge_principles(store.read_principle_set(dataset))
 
     run = ray.judge(samples, llm.get_client(), principles)  # in process or on Ray, by the resource's mode
@@ -154,8 +156,8 @@ def llm_scores(
 
 
 class RefinementConfig(dg.Config):
-    max_samples: int | None = local_budget(2)
-    max_rounds: int = 1 if local_budget(1) else 3
+    max_samples: int | None = Field(default=None, description="Responses to refine; " + BUDGET_NOTE.format(small=2))
+    max_rounds: int | None = Field(default=None, description="None: 1 on the small budget, 3 on the full one")
 
 
 @dg.asset(
@@ -173,13 +175,13 @@ def refined_samples(
 
     dataset = context.partition_key
     store = warehouse.get_store()
-    candidates = _budget(refinement_candidates(store.read_samples(dataset)), config.max_samples)
+    candidates = _budget(refinement_candidates(store.read_samples(dataset)), llm.items(config.max_samples, small=2))
     principles, _principle_set_id, principles_source = judge_principles(store.read_principle_set(dataset))
 
     client = llm.get_client()
     before = client.stats.snapshot()
     judge = PointwiseJudge(client=client, **principles).named("principle_pointwise_judge")
-    results = refine_batch(candidates, judge, client, RefinementSettings(max_rounds=config.max_rounds))
+    results = refine_batch(candidates, judge, client, RefinementSettings(max_rounds=llm.rounds(config.max_rounds)))
     sources = {s.id: s.metadata.get("source_sample_id", s.id) for s in candidates}
     frame = store.write_refinements(dataset, results, sources, context.run_id)
     improved = sum(1 for r in results if r.best_round not in (None, 0))
