@@ -10,15 +10,18 @@ measurements, scripted over a small control API). Both handles share one interfa
         ... LLMConfig(base_url=server.base_url, ...) ...
         assert server.request_count == 2
 
-Which action answers a request, first match wins: the `responder` (threaded only), then the
+Which action answers a request, first match wins: a 401 when the server requires an API key
+(`require_api_key`) and the request lacks it, then the fault injector (`set_faults`: a seeded
+share of requests fails, see `FaultInjector`), then the `responder` (threaded only), then the
 queue (`enqueue`, FIFO), then rules (`add_rule(contains, action, times)`: the action answers
 requests whose message text contains the substring), then the default action (`set_default`;
 initially an echo of the last message). Actions are plain JSON dicts made by `reply`, `status`,
-`hang`, `drop`, `trickle`, `garbage` and `echo_auth`; each may carry its own `delay_s`, else
-the server's `latency_s` applies.
+`hang`, `drop`, `trickle`, `garbage`, `truncated`, `wrong_shape` and `echo_auth`; each may carry
+its own `delay_s`, else the server's `latency_s` applies.
 
-The server records every chat request (body, headers, arrival time) and the most requests it
-ever had in flight at once, so tests can assert exact call counts and concurrency limits.
+The server records every chat request (body, headers, arrival time, the fault injected if any)
+and the most requests it ever had in flight at once, so tests can assert exact call counts and
+concurrency limits.
 
 Run as a script (`python tests/fake_openai.py --latency 0.1`) it prints `FAKE_OPENAI_PORT=<port>`
 and serves until killed or until its stdin closes.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import socket
 import subprocess
@@ -35,7 +39,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +100,26 @@ def garbage(*, delay_s: float | None = None) -> Action:
     return {"kind": "garbage", "delay_s": delay_s}
 
 
+def truncated(*, delay_s: float | None = None) -> Action:
+    """A 200 whose body is the first half of a valid chat completion (complete as HTTP, cut as JSON)."""
+    return {"kind": "truncated", "delay_s": delay_s}
+
+
+# Valid JSON that is not a chat completion: what a misrouted proxy or a legacy endpoint answers.
+WRONG_SHAPES: tuple[Any, ...] = (
+    {"object": "list", "data": []},
+    {"id": "chatcmpl-x", "object": "chat.completion", "choices": []},
+    {"id": "cmpl-x", "object": "text_completion", "choices": [{"index": 0, "text": "{\"score\": 3}"}]},
+    {"choices": [{"index": 0, "message": {"role": "assistant", "content": {"score": 3}}}]},
+    ["not", "an", "object"],
+)
+
+
+def wrong_shape(shape: int = 0, *, delay_s: float | None = None) -> Action:
+    """A 200 whose body is valid JSON of the wrong shape (`WRONG_SHAPES[shape]`)."""
+    return {"kind": "wrong_shape", "shape": shape % len(WRONG_SHAPES), "delay_s": delay_s}
+
+
 def echo_auth(code: int = 401) -> Action:
     """A hostile error response that echoes the request's Authorization header in its body."""
     return {"kind": "echo_auth", "code": code, "delay_s": 0}
@@ -104,6 +128,72 @@ def echo_auth(code: int = 401) -> Action:
 def echo_default() -> Action:
     """Reply "echo: <last message text>" (the initial default)."""
     return {"kind": "echo", "delay_s": None}
+
+
+# --- fault injection ---------------------------------------------------------------------------
+
+# Every kind the injector knows. Retryable by the client: the 429s, 5xx, timeouts and drops;
+# garbage, truncated and wrong-shape 200s are bad responses (the client does not retry them).
+FAULT_KINDS: tuple[str, ...] = (
+    "429_retry_after", "429", "500", "503", "timeout", "drop", "garbage", "truncated", "wrong_shape",
+)
+
+
+class FaultInjector:
+    """Fails a seeded share (`rate`) of chat requests with faults drawn evenly from `kinds`.
+
+    The draw hashes (seed, the request body, how many times that body was seen before), so the
+    same requests meet the same faults whatever order concurrency delivers them in, and a retry
+    of a request draws afresh. `hang_s` is how long a "timeout" fault sleeps before answering:
+    set it past the client's timeout. `retry_after_s` is the Retry-After of "429_retry_after".
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        seed: int = 0,
+        kinds: tuple[str, ...] | list[str] = FAULT_KINDS,
+        hang_s: float = 5.0,
+        retry_after_s: float = 0.05,
+    ) -> None:
+        unknown = sorted(set(kinds) - set(FAULT_KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"fault kinds {unknown or kinds!r}: expected some of {FAULT_KINDS}")
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault rate {rate}: expected 0..1")
+        self.rate, self.seed, self.kinds = rate, seed, tuple(kinds)
+        self.hang_s, self.retry_after_s = hang_s, retry_after_s
+        self._seen: Counter[str] = Counter()
+
+    def spec(self) -> dict[str, Any]:
+        return {"rate": self.rate, "seed": self.seed, "kinds": list(self.kinds), "hang_s": self.hang_s,
+                "retry_after_s": self.retry_after_s}
+
+    def pick(self, body: dict[str, Any]) -> Action | None:
+        """The fault for this request (an action tagged with its kind), or None: answer normally."""
+        content = json.dumps(body, sort_keys=True)
+        nth = self._seen[content]
+        self._seen[content] += 1
+        digest = hashlib.sha256(f"{self.seed}\0{nth}\0{content}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") / 2**64 >= self.rate:
+            return None
+        kind = self.kinds[int.from_bytes(digest[8:12], "big") % len(self.kinds)]
+        return {**self._action(kind, digest[12]), "fault": kind}
+
+    def _action(self, kind: str, byte: int) -> Action:
+        if kind == "429_retry_after":
+            return status(429, retry_after=self.retry_after_s)
+        if kind in ("429", "500", "503"):
+            return status(int(kind))
+        if kind == "timeout":
+            return hang(self.hang_s)
+        if kind == "drop":
+            return drop()
+        if kind == "garbage":
+            return garbage()
+        if kind == "truncated":
+            return truncated()
+        return wrong_shape(byte)
 
 
 # --- server state ------------------------------------------------------------------------------
@@ -124,6 +214,8 @@ class ServerState:
         self.queue: deque[Action] = deque()
         self.rules: list[dict[str, Any]] = []
         self.default: Action = echo_default()
+        self.faults: FaultInjector | None = None
+        self.required_key: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.models_requests = 0
         self.in_flight = 0
@@ -135,6 +227,8 @@ class ServerState:
             self.queue.clear()
             self.rules.clear()
             self.default = echo_default()
+            self.faults = None
+            self.required_key = None
             self.requests.clear()
             self.models_requests = 0
             self.max_in_flight = self.in_flight
@@ -147,19 +241,31 @@ class ServerState:
             self.rules.extend(spec.get("rules", []))
             if spec.get("default") is not None:
                 self.default = spec["default"]
+            if "faults" in spec:
+                self.faults = None if spec["faults"] is None else FaultInjector(**spec["faults"])
+            if "require_api_key" in spec:
+                self.required_key = spec["require_api_key"]
 
-    def record(self, body: dict[str, Any], headers: dict[str, str]) -> None:
+    def record(self, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        """Record a request; the returned record is where `fault` is noted once it is chosen."""
+        entry = {"body": body, "headers": headers, "at": time.time(), "fault": None}
         with self.lock:
-            self.requests.append({"body": body, "headers": headers, "at": time.time()})
+            self.requests.append(entry)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return entry
 
     def done(self) -> None:
         with self.lock:
             self.in_flight -= 1
 
-    def next_action(self, body: dict[str, Any]) -> Action:
+    def next_action(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> Action:
         with self.lock:
+            if self.required_key is not None and (headers or {}).get("Authorization") != f"Bearer {self.required_key}":
+                return {"kind": "status", "code": 401, "retry_after": None, "delay_s": 0, "fault": "auth"}
+            fault = self.faults.pick(body) if self.faults is not None else None
+            if fault is not None:
+                return fault
             responder = self.responder
         if responder is not None:
             answer = responder(body)
@@ -183,6 +289,7 @@ class ServerState:
                 "models_requests": self.models_requests,
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
+                "faults": None if self.faults is None else self.faults.spec(),
             }
 
 
@@ -245,6 +352,11 @@ async def _perform(
         return web.json_response(_error_body(action["code"], message), status=action["code"])
     if kind == "garbage":
         return web.Response(text="<html>this is not JSON", content_type="application/json")
+    if kind == "truncated":
+        whole = json.dumps(completion_json(body, reply('{"score": 3}'), counter)).encode()
+        return web.Response(body=whole[: len(whole) // 2], content_type="application/json")
+    if kind == "wrong_shape":
+        return web.json_response(WRONG_SHAPES[action["shape"]])
     if kind == "drop":
         return await _drop(request)
     if kind == "trickle":
@@ -293,9 +405,11 @@ def build_app(state: ServerState) -> web.Application:
             body = await request.json()
         except ValueError:
             return web.json_response(_error_body(400, "request body is not JSON"), status=400)
-        state.record(body, dict(request.headers))
+        headers = dict(request.headers)
+        entry = state.record(body, headers)
         try:
-            action = state.next_action(body)
+            action = state.next_action(body, headers)
+            entry["fault"] = action.get("fault")
             delay = action.get("delay_s")
             await asyncio.sleep(state.latency_s if delay is None else delay)
             return await _perform(request, body, action, next(counter))
@@ -376,6 +490,19 @@ class FakeOpenAI:
 
     def set_latency(self, seconds: float) -> None:
         self._configure({"latency_s": seconds})
+
+    def set_faults(self, injector: FaultInjector | None) -> None:
+        """Inject faults into chat requests from now on (None: stop). See `FaultInjector`."""
+        self._configure({"faults": None if injector is None else injector.spec()})
+
+    def require_api_key(self, key: str | None) -> None:
+        """Answer 401 to every chat request whose Authorization is not `Bearer <key>` (None: any)."""
+        self._configure({"require_api_key": key})
+
+    @property
+    def faults_injected(self) -> Counter[str]:
+        """How many requests met each fault kind (and "auth" for refused keys)."""
+        return Counter(r["fault"] for r in self.requests if r["fault"] is not None)
 
     def reset(self) -> None:
         """Forget the script and the records (latency stays)."""
