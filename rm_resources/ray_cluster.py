@@ -34,7 +34,9 @@ class RayClusterResource(dg.ConfigurableResource):
     scoring_workers: int = Field(
         default=2, ge=1, description="Scoring tasks at once (1 CPU each); LLM limits are split between them"
     )
-    scoring_batch_size: int = Field(default=500, ge=1, description="Samples per rule-scoring Ray task")
+    scoring_batch_size: int = Field(
+        default=500, ge=1, description="Samples per rule-scoring batch (in process) or Ray task"
+    )
 
     def resolved_address(self) -> str | None:
         return self.address or None
@@ -58,6 +60,12 @@ class RayClusterResource(dg.ConfigurableResource):
         from rm_resources.ray_scoring import score_rules
 
         return score_rules(samples, rewards, on_ray=self.scoring_target())
+
+    def score_rules_batches(self, sample_batches, rewards: Sequence):
+        """(samples, results) batch by batch, in process or on Ray (ray_scoring.score_rules_batches)."""
+        from rm_resources.ray_scoring import score_rules_batches
+
+        return score_rules_batches(sample_batches, rewards, on_ray=self.scoring_target())
 
     def judge(self, samples: Sequence, client, principles: dict):
         """The principle judges on every sample → `rm_resources.ray_scoring.JudgeRun`."""

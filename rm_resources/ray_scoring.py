@@ -48,7 +48,7 @@ import logging
 import math
 import os
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -92,15 +92,40 @@ def score_rules(
     """`apply_rewards(samples, rewards)`, in this process or over Ray tasks of `batch_size`."""
     if on_ray is None or not samples:
         return apply_rewards(samples, rewards)
+    scored = score_rules_batches(contiguous_batches(samples, on_ray.batch_size), rewards, on_ray)
+    return merge_batch_results(rewards, [results for _batch, results in scored])
+
+
+def score_rules_batches(
+    sample_batches: Iterable[Sequence[Sample]], rewards: Sequence[Reward], on_ray: RayScoring | None = None
+) -> Iterator[tuple[list[Sample], list[RewardResult]]]:
+    """Each batch of samples with its results (grouped by reward, as `apply_rewards` gives them),
+    batch after batch. In process, a batch is read, scored and handed on before the next is read,
+    so a caller that keeps only rows (`Store.write_score_batches`) holds one batch of sample and
+    result objects at a time, not the partition's (a pydantic sample is ~8 KB, a result ~3 KB).
+    On Ray every batch is pickled up front for the tasks (`on_ray.batch_size` samples each).
+    Results in `score_rules`' order are the batches' results stably sorted by reward
+    (`merge_batch_results`), which `Store.write_score_batches` does as it buckets rows by reward."""
+    if on_ray is None:
+        for batch in sample_batches:
+            batch = list(batch)
+            yield batch, apply_rewards(batch, rewards)
+        return
     import ray
 
-    blobs = [pickle.dumps(batch, protocol=5) for batch in contiguous_batches(samples, on_ray.batch_size)]
+    batches = contiguous_batches([s for batch in sample_batches for s in batch], on_ray.batch_size)
+    if not batches:
+        return
+    blobs = [pickle.dumps(batch, protocol=5) for batch in batches]
     with ray_session(on_ray):
         remote = ray.remote(num_cpus=1)(_score_batch)
         rewards_ref = ray.put(list(rewards))
         packed = run_bounded(lambda k: remote.remote(blobs[k], rewards_ref), len(blobs), on_ray.workers)
-    with gc_paused():
-        return merge_batch_results(rewards, [unpack_results(batch) for batch in packed])
+    blobs.clear()  # the pickled samples are not needed once every task has run
+    for batch, batch_results in zip(batches, packed):
+        with gc_paused():
+            results = unpack_results(batch_results)
+        yield batch, results
 
 
 def _score_batch(blob: bytes, rewards: Sequence[Reward]) -> list[tuple]:

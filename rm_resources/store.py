@@ -54,6 +54,9 @@ _SCORE_COLUMNS: dict[str, str] = {
     "input_hash": "VARCHAR",
 }
 
+# The score columns a result fills (`Store.write_score_batches`), in table order.
+_SCORE_ROW_FIELDS = [column for column in _SCORE_COLUMNS if column != "partition"]
+
 # Every table the project writes, with its columns. `partition` is the Dagster partition key the
 # rows belong to; `run_id` the Dagster run that wrote them.
 TABLES: dict[str, dict[str, str]] = {
@@ -455,17 +458,31 @@ class Store:
         self, partition: str, *, task: str | None = None, split: str | None = None
     ) -> list[Sample]:
         """The one reader of converted samples: a partition's samples in sample-id order."""
-        from rm_rewards.core.schema import sample_from_row
+        from rm_rewards.core.schema import samples_from_frame
 
+        return samples_from_frame(self._sample_frame(partition, task=task, split=split))
+
+    def iter_sample_batches(self, partition: str, batch_size: int) -> Iterator[list[Sample]]:
+        """`read_samples` in consecutive batches of `batch_size`: one query (the rows as a frame,
+        their JSON text: ~0.5 KB a sample), Sample objects made one batch at a time (~8 KB each),
+        so a consumer that drops each batch never holds a partition of them."""
+        from rm_rewards.core.schema import samples_from_frame
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        frame = self._sample_frame(partition)
+        for start in range(0, len(frame), batch_size):
+            yield samples_from_frame(frame.iloc[start : start + batch_size])
+
+    def _sample_frame(self, partition: str, *, task: str | None = None, split: str | None = None) -> pd.DataFrame:
         conditions, params = ['"partition" = ?'], [partition]
         for column, value in (("task", task), ("split", split)):
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
-        frame = self._query(
+        return self._query(
             f"SELECT * FROM converted_samples WHERE {' AND '.join(conditions)} ORDER BY sample_id", params
         )
-        return [sample_from_row(row) for row in frame.to_dict(orient="records")]
 
     def sample_rows(self, sample_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Converted-sample rows by id (any partition), for audits."""
@@ -510,30 +527,53 @@ class Store:
         run_id: str,
         **columns: Any,
     ) -> pd.DataFrame:
-        """One row per sample × reward (`rule_scores` or `llm_scores`); `columns` are the table's
-        extra per-partition columns (for llm_scores: principle set, model, template version)."""
+        """One row per sample × reward (`rule_scores` or `llm_scores`), in the order of `results`;
+        `columns` are the table's extra per-partition columns (for llm_scores: principle set,
+        model, template version)."""
+        return self.write_score_batches(table, partition, [(samples, results)], run_id, **columns)
+
+    def write_score_batches(
+        self,
+        table: str,
+        partition: str,
+        scored: Iterable[tuple[Sequence[Sample], Sequence[RewardResult]]],
+        run_id: str,
+        *,
+        reward_order: Sequence[str] | None = None,
+        **columns: Any,
+    ) -> pd.DataFrame:
+        """`write_scores` from a stream of (samples, their results) batches: each result becomes a
+        plain row as its batch arrives, so only one batch of sample and result objects need be alive
+        at a time (the rows are the table's own; the frame is built once, from them). With `reward_order`, rows are grouped by
+        reward in that order, batches in arrival order within a reward: `merge_batch_results`'
+        order, so batch-by-batch scoring writes the same table as scoring everything at once."""
         import pandas as pd
 
         if table not in ("rule_scores", "llm_scores"):
             raise ValueError(f"{table!r} is not a score table")
-        hashes = {s.id: s.content_hash() for s in samples}
-        rows = [
-            {
-                "sample_id": r.sample_id,
-                "reward_name": r.reward_name,
-                "reward_version": r.reward_version,
-                "scores": [s.score for s in r.scores],
-                "reasons": [s.reason for s in r.scores],
-                "response_errors": [s.error for s in r.scores],
-                "error": r.error,
-                "metadata_json": json.dumps(r.metadata, ensure_ascii=True, sort_keys=True, default=str),
-                "input_hash": hashes[r.sample_id],
-                **columns,
-                "run_id": run_id,
-            }
-            for r in results
-        ]
-        frame = pd.DataFrame(rows, columns=table_columns(table))
+        buckets: dict[str | None, list[tuple]] = {name: [] for name in reward_order or [None]}
+        for samples, results in scored:
+            hashes = {s.id: s.content_hash() for s in samples}
+            for r in results:
+                bucket = buckets[r.reward_name] if reward_order is not None else buckets[None]
+                bucket.append((
+                    r.sample_id,
+                    r.reward_name,
+                    r.reward_version,
+                    [s.score for s in r.scores],
+                    [s.reason for s in r.scores],
+                    [s.error for s in r.scores],
+                    r.error,
+                    json.dumps(r.metadata, ensure_ascii=True, sort_keys=True, default=str),
+                    hashes[r.sample_id],
+                ))
+        frame = pd.DataFrame.from_records(
+            [row for bucket in buckets.values() for row in bucket], columns=_SCORE_ROW_FIELDS
+        )
+        del buckets
+        for name, value in {**columns, "run_id": run_id}.items():
+            frame[name] = pd.Series([value] * len(frame), dtype=object)
+        frame = frame[table_columns(table)]
         self.replace_partition(table, partition, frame)
         return frame
 

@@ -107,21 +107,21 @@ def rule_scores(
 
     dataset = context.partition_key
     store = warehouse.get_store()
-    samples = store.read_samples(dataset)
     rewards = rule_rewards()
-    # Batch by batch (in process or on Ray, by the resource's mode): each batch's results become
-    # rows at once, so memory holds the partition's rows, not ~3 KB of result objects per row.
+    # Batch by batch (in process or on Ray, by the resource's mode): each batch of samples is
+    # scored and its results turned into rows before the next is read, so memory holds the
+    # partition's rows, not ~8 KB of sample and ~3 KB of result objects per row (bench/load_rules.py).
     scoring = ScoreSummary()
-    batches = scoring.counting(ray.score_rules_batches(samples, rewards))
+    scored = ray.score_rules_batches(store.iter_sample_batches(dataset, ray.scoring_batch_size), rewards)
     frame = store.write_score_batches(
-        "rule_scores", dataset, batches, samples, context.run_id, reward_order=[r.name for r in rewards]
+        "rule_scores", dataset, scoring.counting(scored), context.run_id, reward_order=[r.name for r in rewards]
     )
     summary = scoring.as_dict()
     return dg.MaterializeResult(
         metadata=table_metadata(
             "rule_scores",
             frame,
-            samples=len(samples),
+            samples=scoring.n_samples,
             scoring=ray.describe_scoring(),
             rewards=dg.MetadataValue.json(sorted(r.name for r in rewards)),
             per_reward=dg.MetadataValue.md(summary_markdown(summary)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from rm_rewards.core import registry
 from rm_rewards.core.kinds import Reward
@@ -51,19 +51,48 @@ def merge_batch_results(
     return sorted((r for batch in per_batch for r in batch), key=lambda r: position[r.reward_name])
 
 
+class ScoreSummary:
+    """Per reward: samples scored, samples with any error, mean of the scores that exist; added to
+    batch by batch (`add`, or `counting` on a stream of (samples, results) batches), read with
+    `as_dict`; `n_samples` counts the samples that `counting` saw."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, float]] = {}
+        self.n_samples = 0
+
+    def add(self, results: Iterable[RewardResult]) -> None:
+        for result in results:
+            entry = self._entries.setdefault(result.reward_name, {"samples": 0, "errors": 0, "_sum": 0.0, "_n": 0})
+            entry["samples"] += 1
+            entry["errors"] += 0 if result.ok else 1
+            for value in result.values():
+                if value is not None:
+                    entry["_sum"] += value
+                    entry["_n"] += 1
+
+    def counting(
+        self, scored: Iterable[tuple[Sequence[Sample], Sequence[RewardResult]]]
+    ) -> Iterator[tuple[Sequence[Sample], Sequence[RewardResult]]]:
+        """The (samples, results) batches unchanged, each added to the summary as it passes."""
+        for samples, results in scored:
+            self.n_samples += len(samples)
+            self.add(results)
+            yield samples, results
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        summary = {}
+        for name, entry in self._entries.items():
+            n, total = entry["_n"], entry["_sum"]
+            summary[name] = {
+                "samples": entry["samples"],
+                "errors": entry["errors"],
+                "mean_score": round(total / n, 4) if n else float("nan"),
+            }
+        return summary
+
+
 def summarize(results: Sequence[RewardResult]) -> dict[str, dict[str, float]]:
     """Per reward: samples scored, samples with any error, mean of the scores that exist."""
-    summary: dict[str, dict[str, float]] = {}
-    for result in results:
-        entry = summary.setdefault(result.reward_name, {"samples": 0, "errors": 0, "_sum": 0.0, "_n": 0})
-        entry["samples"] += 1
-        entry["errors"] += 0 if result.ok else 1
-        for value in result.values():
-            if value is not None:
-                entry["_sum"] += value
-                entry["_n"] += 1
-    for entry in summary.values():
-        n = entry.pop("_n")
-        total = entry.pop("_sum")
-        entry["mean_score"] = round(total / n, 4) if n else float("nan")
-    return summary
+    summary = ScoreSummary()
+    summary.add(results)
+    return summary.as_dict()
