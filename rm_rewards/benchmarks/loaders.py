@@ -9,7 +9,8 @@ Three sources, one parser per benchmark:
   parquet, read by `rm_rewards.datasets.sources.read_rows_file`;
 - the Hugging Face hub (`load_from_hub`), through `datasets.load_dataset`, imported only there.
 
-A malformed row raises `BenchmarkFormatError` naming the file (or hub id), the row and the field.
+A malformed row raises `BenchmarkFormatError` naming the file (or hub id), the row and the field;
+so does a file that cannot be read (damaged or truncated parquet or gzip, not UTF-8) or holds no rows.
 
 Which source a benchmark uses is a `BenchmarkSource` (`benchmark_source(name, mode=..., files=...)`):
 files configured for it, else the hub in hub mode, else its bundled sample. A benchmark with none
@@ -30,7 +31,7 @@ from rm_rewards.benchmarks.items import BENCHMARK_NAMES, BenchmarkItem, Benchmar
 from rm_rewards.benchmarks.judge_bench import category_of
 from rm_rewards.core.schema import ChatMessage
 from rm_rewards.datasets.bundled import bundled_path
-from rm_rewards.datasets.sources import read_rows_file
+from rm_rewards.datasets.sources import RowsFileError, read_rows_file
 
 RM_BENCH_DOMAINS = ("chat", "code", "math", "safety-refuse", "safety-response")
 RM_BENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")
@@ -312,7 +313,13 @@ def load_files(name: str, paths: Sequence[str | Path]) -> list[BenchmarkItem]:
     items: list[BenchmarkItem] = []
     for path in map(Path, paths):
         domain = rm_bench_domain_from_path(path) if name == "rm_bench" else None
-        items.extend(parse_rows(name, read_rows_file(path), origin=path.name, domain=domain))
+        try:
+            rows = read_rows_file(path)
+        except RowsFileError as error:
+            raise BenchmarkFormatError(f"{name}: {error}") from None
+        if not rows:
+            raise BenchmarkFormatError(f"{name}: {path} holds no rows")
+        items.extend(parse_rows(name, rows, origin=path.name, domain=domain))
     return _unique(items)
 
 

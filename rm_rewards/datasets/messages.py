@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rm_rewards.core.schema import ChatMessage, Role
-from rm_rewards.datasets.quarantine import RowError, require_field
+from rm_rewards.datasets.quarantine import RowError, require_field, type_name
 
 MESSAGE_ROLES: dict[str, Role] = {
     "user": "user",
@@ -36,7 +36,7 @@ def parse_messages(
             raise RowError(f"{path}.role", f"unknown role {role!r}")
         content = require_field(message, "content", f"{path}.content")
         if not isinstance(content, str):
-            raise RowError(f"{path}.content", f"expected a string, got {type(content).__name__}")
+            raise RowError(f"{path}.content", f"expected a string, got {type_name(content)}")
         parsed.append(ChatMessage(role=roles[role], content=content.strip()))
     return parsed
 

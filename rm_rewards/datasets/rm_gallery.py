@@ -30,7 +30,6 @@ as given (`rm_gallery_labels`, so string labels such as a model name are not los
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from rm_rewards.datasets.quarantine import (
     ConversionResult,
     RowError,
     convert_each_row,
+    is_finite_number,
     require_field,
     require_text,
 )
@@ -72,7 +72,7 @@ class GallerySample:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return is_finite_number(value)
 
 
 def _mapping(
@@ -88,7 +88,7 @@ def _mapping(
 
 def read_step_label(label: Mapping[str, Any], path: str) -> float | None:
     if "correctness" in label:
-        if label["correctness"] not in _CORRECTNESS:
+        if not isinstance(label["correctness"], str) or label["correctness"] not in _CORRECTNESS:
             raise RowError(
                 f"{path}.correctness", f"expected one of {sorted(_CORRECTNESS)}, got {label['correctness']!r}"
             )
@@ -137,6 +137,11 @@ def read_output(output: Any, path: str) -> GalleryOutput:
         reasoning=reasoning if isinstance(reasoning, str) and reasoning else None,
     )
     label = dict(_mapping(answer, "label", f"{path}.answer.label", optional=True))
+    for key, value in sorted(label.items()):
+        # A number that is not finite (NaN, Infinity, an integer past float range) is a broken
+        # label, not a missing one: dropping it would keep the row with a label quietly lost.
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and not _number(value):
+            raise RowError(f"{path}.answer.label.{key}", f"expected a finite number, got {value!r:.40}")
     scores = {key: float(value) for key, value in label.items() if _number(value)}
     return GalleryOutput(Response(message=message, steps=read_steps(output, path), label=scores), label, path)
 

@@ -32,7 +32,6 @@ chosen is preferred, with strength 0). Turn and reply text is stripped of surrou
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,13 @@ from typing import Any
 from rm_rewards.core.schema import ChatMessage, Sample
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_pair, check_prompt, parse_messages, split_shared_context
-from rm_rewards.datasets.quarantine import ConversionResult, RowError, convert_each_row, require_field
+from rm_rewards.datasets.quarantine import (
+    ConversionResult,
+    RowError,
+    convert_each_row,
+    is_finite_number,
+    require_field,
+)
 from rm_rewards.datasets.samples import chosen_rejected_samples
 
 Completion = str | list[Any]
@@ -124,7 +129,7 @@ def read_margin(row: Mapping[str, Any]) -> float | None:
     value = row.get("margin")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise RowError("margin", f"expected a finite number >= 0, got {value!r}")
     if value < 0:
         raise RowError(
