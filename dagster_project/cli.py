@@ -225,10 +225,14 @@ def _datasets(args: argparse.Namespace) -> int:
     """The project's datasets: the built-ins and the datasets file's, which are partitions, where rows come from."""
     from dagster_project.settings import load_settings
     from rm_resources.datasets import dataset_catalog
-    from rm_rewards.datasets.catalog import FORMATS
+    from rm_rewards.datasets.catalog import FORMATS, DatasetConfigError
 
     source = load_settings().effective_datasets_file()
-    catalog = dataset_catalog()
+    try:
+        catalog = dataset_catalog()
+    except (DatasetConfigError, FileNotFoundError) as exc:  # the message names the file, dataset and field
+        print(f"rmforge datasets: {exc}", file=sys.stderr)
+        return 2
     print(f"datasets file: {source if source else 'none (the built-in datasets only)'}\n")
     rows = []
     for info in catalog.datasets.values():

@@ -116,6 +116,15 @@ class _Output(BaseModel):
     critique: str = Field(default="", description="The judge's reasoning, shown as the reason")
 
 
+def _no_booleans(value: Any) -> Any:
+    """JSON `true` is not the number 1: pydantic's lax int would read {"score": true} as a grade of
+    1, a score the model never gave. Numbers written as text ("3") still read as numbers."""
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError(f"expected a number, got the boolean in {value!r}")
+    return value
+
+
 class PointwiseJudgement(_Output):
     n_principles: ClassVar[int] = 0
     max_score: ClassVar[int] = 4
@@ -126,6 +135,7 @@ class PointwiseJudgement(_Output):
     @field_validator("violated", mode="before")
     @classmethod
     def _drop_repeats(cls, value: Any) -> Any:
+        _no_booleans(value)
         # Naming a violated principle twice is sloppy, not wrong; drop repeats before the length check.
         if isinstance(value, list) and all(isinstance(v, (int, str)) for v in value):
             return list(dict.fromkeys(value))
@@ -139,6 +149,11 @@ class PointwiseJudgement(_Output):
             allowed = f"1..{cls.n_principles}" if cls.n_principles else "none (there are no principles)"
             raise ValueError(f"violated principles {unknown} do not exist; allowed: {allowed}")
         return sorted(set(value))
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _score_is_a_number(cls, value: Any) -> Any:
+        return _no_booleans(value)
 
     @field_validator("score")
     @classmethod
@@ -171,6 +186,11 @@ class ListwiseJudgement(_Output):
 
     ranking: list[int] = Field(description="Answer numbers, best first")
 
+    @field_validator("ranking", mode="before")
+    @classmethod
+    def _numbers_not_booleans(cls, value: Any) -> Any:
+        return _no_booleans(value)
+
     @field_validator("ranking")
     @classmethod
     def _is_permutation(cls, value: list[int]) -> list[int]:
@@ -186,6 +206,11 @@ class StepVerdict(BaseModel):
     step: int
     correct: bool
     reason: str = ""
+
+    @field_validator("step", mode="before")
+    @classmethod
+    def _step_is_a_number(cls, value: Any) -> Any:
+        return _no_booleans(value)
 
 
 class StepwiseJudgement(_Output):
