@@ -479,13 +479,15 @@ def _ui(args: argparse.Namespace) -> int:
 
     from dagster_project.crashed_runs import say_crashed_runs
     from dagster_project.settings import load_settings
+    from rm_resources.parent_watch import module_command
 
     ensure_dagster_home()
     with dg.DagsterInstance.get() as instance:
         say_crashed_runs(instance)
     with _embedded_llm(load_settings()) as settings:
-        command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-                   "--host", args.host, "--port", str(args.port)]
+        # Under a parent watch: dagster dev (and what it started) ends even if this process is killed -9.
+        command = module_command("dagster", ["dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+                                             "--host", args.host, "--port", str(args.port)])
         # dagster dev is another program: its code server builds the definitions from its own
         # environment, so the embedded endpoint is given to that process (this one's stays as it is).
         endpoint = {"RMFORGE_LLM_BASE_URL": settings.llm_base_url, "RMFORGE_LLM_MODEL": settings.llm_model}
@@ -581,9 +583,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sigterm_as_ctrl_c() -> None:
+    """SIGTERM (a supervisor's stop: systemd, Kubernetes, `kill`) stops a command as Ctrl-C does, so
+    the same cleanup runs: `rmforge ui` stops dagster dev and the embedded LLM server, `rmforge run`
+    its LLM server, instead of dying on the spot and leaving them running."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    _sigterm_as_ctrl_c()
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt as stop:
+        print(f"rmforge {args.command}: {stop or 'interrupted'}; stopped", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

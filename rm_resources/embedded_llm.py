@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rm_resources.parent_watch import module_command
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 
@@ -52,8 +53,8 @@ class EmbeddedLLMServer:
     def start(self, *, ready_timeout_s: float = 60.0) -> EmbeddedLLMServer:
         if self.port == 0:
             self.port = free_port(self.host)
-        command = [
-            sys.executable, "-m", "llama_cpp.server",
+        # Under a parent watch: the server ends with this process even when it is killed with -9.
+        command = module_command("llama_cpp.server", [
             "--model", self.model_path,
             "--model_alias", EMBEDDED_MODEL_NAME,
             "--host", self.host,
@@ -61,7 +62,7 @@ class EmbeddedLLMServer:
             "--n_ctx", str(self.n_ctx),
             "--n_threads", str(self.n_threads),
             "--chat_format", "chatml",
-        ]
+        ])
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
