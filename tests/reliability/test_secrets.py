@@ -189,3 +189,11 @@ def test_an_auth_failure_never_carries_the_key(fake_openai, llm_config):
              repr(result), repr(client), repr(client.config), client.config.model_dump_json(), str(error.args)]
     assert "you sent Bearer" in str(error)  # the hostile body is there, the key is not
     assert [_leaks(text) for text in texts] == [[]] * len(texts)
+
+
+def test_the_searches_find_a_planted_key(tmp_path):
+    """The control: each search above reports a key where there is one."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "blob.bin").write_bytes(b"\x00prefix " + CANARY_API_KEY[3:-5].encode() + b" suffix")
+    assert _files_holding_the_key(tmp_path) == [str(tmp_path / "sub" / "blob.bin")]
+    assert _leaks(f"Authorization: Bearer {CANARY_API_KEY}") == list(NEEDLES)
