@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -16,7 +18,10 @@ from rm_rewards.core import registry
 from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.rules import math as math_rules
+from rm_rewards.rules import math_verify_pool
 from rm_rewards.rules.math import MathVerify, gsm8k_final_answer, judge_batch, math_verify
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_sample(sample_id: str, reference: str | None, *responses: str) -> Sample:
@@ -183,6 +188,59 @@ def test_a_bad_sample_in_a_batch_is_its_own_error(gsm8k_samples: list[Sample]) -
     assert results[2].scores[0].score is None and "reference" in results[2].scores[0].error
 
 
+def _cold_python(code: str) -> dict:
+    """Run `code` in a fresh interpreter (nothing imported yet) and return the JSON it prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_CALIBRATE = """
+import json, sys, time
+from rm_rewards.rules import math as m
+assert "sympy" not in sys.modules
+t0 = time.perf_counter()
+parse, _, latex_only, _ = m._api()
+parse("\\\\boxed{1}", latex_only, parsing_timeout=None)  # the first LaTeX parse builds the parser
+t1 = time.perf_counter()
+verdicts = m.judge_sample("18", ["so 3 * 6 = 18\\n#### 18"], 30.0, 4000)
+t2 = time.perf_counter()
+assert verdicts[0].score == 1.0, verdicts
+print(json.dumps({"cold_start_s": t1 - t0, "verify_s": t2 - t1}))
+"""
+
+_COLD_INLINE_BATCH = """
+import json, sys
+from rm_rewards.core.schema import ChatMessage, Response, Sample
+from rm_rewards.rules.math import MathVerify
+sample = Sample(id="cold", source="test", input=[ChatMessage(role="user", content="Solve it.")],
+                responses=[Response(message=ChatMessage(role="assistant", content="so 3 * 6 = 18\\n#### 18"))],
+                reference="18")
+imported_before = "sympy" in sys.modules
+# One sample: judged inline in this (main) thread, under a limit shorter than importing sympy.
+[result] = MathVerify(timeout_s=LIMIT).evaluate_batch([sample])
+print(json.dumps({"imported_before": imported_before, "error": result.scores[0].error,
+                  "score": result.scores[0].score}))
+"""
+
+
+def test_a_cold_process_imports_math_verify_before_the_time_limit_starts() -> None:
+    # A batch of <= inline_batch_max samples is judged inline; in a fresh process the first
+    # sample used to pay sympy's import and the LaTeX parser's construction (~0.5 s, seconds
+    # under load) inside its time limit.
+    cold = _cold_python(_CALIBRATE)
+    start, verify = cold["cold_start_s"], cold["verify_s"]
+    if start < 10 * verify:
+        pytest.skip(f"no gap between a cold start ({start:.3f}s) and one warm verify ({verify:.3f}s)")
+    # Geometric mean: well above one warm verify, well below the cold start (imports + parser).
+    limit = (start * verify) ** 0.5
+    out = _cold_python(_COLD_INLINE_BATCH.replace("LIMIT", repr(limit)))
+    assert out["imported_before"] is False  # the import really happens inside evaluate_batch
+    assert out["error"] is None, f"limit {limit:.3f}s, calibration {cold}: {out['error']}"
+    assert out["score"] == 1.0
+
+
 def test_time_limit_in_the_main_thread_restores_the_callers_alarm() -> None:
     fired = []
 
@@ -192,7 +250,7 @@ def test_time_limit_in_the_main_thread_restores_the_callers_alarm() -> None:
     previous = signal.signal(signal.SIGALRM, callers_handler)
     signal.setitimer(signal.ITIMER_REAL, 30)
     try:
-        with pytest.raises(math_rules._Deadline), math_rules._time_limit(0.05):
+        with pytest.raises(math_verify_pool.Deadline), math_verify_pool.time_limit(0.05):
             time.sleep(1)
         remaining, _ = signal.getitimer(signal.ITIMER_REAL)
         assert 25 < remaining <= 30  # the caller's alarm is running again
