@@ -3,7 +3,7 @@
     .venv/bin/python bench/llm_throughput.py [--levels 1,16,64,256] [--requests N] [--skip-peer]
                                              [--floors] [--profile C] [--gc-threshold0 N]
 
-One run does all of this against the fake OpenAI-compatible server (`tests/fake_openai.py`, in
+One run does all of this against the fake OpenAI-compatible server (`tests/support/fake_openai.py`, in
 its own process) with a fixed latency (100 ms by default):
 
 1. builds a deterministic workload from GSM8K: one sample per request, a question and one
@@ -71,7 +71,7 @@ from rm_rewards.core import registry
 from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
 from rm_rewards.datasets.bundled import bundled_path
 from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
-from tests.fake_openai import ProcessFakeOpenAI, reply
+from tests.support.fake_openai import ProcessFakeOpenAI, reply
 
 PEER_PYTHON = REPO_ROOT / ".venvs" / "rm-gallery" / "bin" / "python"
 PEER_SCRIPT = REPO_ROOT / "bench" / "rm_gallery_llm_peer.py"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-# --- fake OpenAI-compatible server (tests/fake_openai.py) ---------------------------------------
+# --- fake OpenAI-compatible server (tests/support/fake_openai.py) ---------------------------------------
 
 # A key nobody would type by accident: a test that finds it in output has found a leak.
 CANARY_API_KEY = "sk-canary-7f3b9c1d-do-not-leak-0e5a"
@@ -15,7 +15,7 @@ CANARY_API_KEY = "sk-canary-7f3b9c1d-do-not-leak-0e5a"
 
 @pytest.fixture(scope="session")
 def _threaded_fake_openai() -> Iterator[Any]:
-    from tests.fake_openai import ThreadedFakeOpenAI
+    from tests.support.fake_openai import ThreadedFakeOpenAI
 
     with ThreadedFakeOpenAI() as server:
         yield server
@@ -31,7 +31,7 @@ def fake_openai(_threaded_fake_openai: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def _process_fake_openai() -> Iterator[Any]:
-    from tests.fake_openai import ProcessFakeOpenAI
+    from tests.support.fake_openai import ProcessFakeOpenAI
 
     with ProcessFakeOpenAI() as server:
         yield server

@@ -26,7 +26,7 @@ from rm_resources.datasets import DatasetSourceResource
 from rm_resources.llm import LLMClientResource
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
-from tests.fake_openai import reply
+from tests.support.fake_openai import reply
 
 
 def _key(benchmark: str, **dimension: str) -> dg.MultiPartitionKey:

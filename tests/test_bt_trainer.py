@@ -1,6 +1,6 @@
 """Bradley-Terry trainer: pairs from Samples, the loss, training, checkpoints, resuming, scoring.
 
-Training runs use tiny random backbones (training.tiny) so each takes a second or two; one test
+Training runs use tiny random backbones (tests.support.tiny) so each takes a second or two; one test
 runs the real default backbone (all-MiniLM-L6-v2) for a single step.
 """
 
@@ -28,7 +28,7 @@ from training.bt_trainer import (
 )
 from training.config import BTTrainConfig
 from training.data import load_samples, pairs_from_samples, render_text, write_samples_jsonl
-from training.tiny import make_tiny_backbone, toy_preference_samples
+from tests.support.tiny import make_tiny_backbone, toy_preference_samples
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_openai import ThreadedFakeOpenAI
+from tests.support.fake_openai import ThreadedFakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,7 +35,7 @@ from rm_rewards.judging.templates import (
     stepwise_output_model,
 )
 from rm_rewards.llm import LLMClient, ResponseCache, StructuredOutputError, parse_model
-from tests.fake_openai import reply, status
+from tests.support.fake_openai import reply, status
 
 PRINCIPLES = ["Be correct.", "Be concise.", "Be kind."]
 ANSWER_RE = re.compile(r'<answer label="([^"]+)">\n(.*?)\n</answer>', re.DOTALL)

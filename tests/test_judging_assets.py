@@ -21,7 +21,7 @@ from rm_resources.ray_cluster import RayClusterResource
 from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
 from rm_rewards.judging.refinement import refinement_candidates
-from tests.fake_openai import reply, status
+from tests.support.fake_openai import reply, status
 
 
 def _properties(body: dict[str, Any]) -> dict[str, Any]:

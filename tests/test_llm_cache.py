@@ -22,7 +22,7 @@ from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key, 
 from rm_rewards.llm import cache as cache_module
 from rm_rewards.llm.cache import cache_key_from_json, canonical_json
 from tests.conftest import CANARY_API_KEY
-from tests.fake_openai import reply, status
+from tests.support.fake_openai import reply, status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BATCH = [f"question {i}" for i in range(12)]
@@ -395,7 +395,7 @@ def test_identical_concurrent_calls_share_one_request(fake_openai, llm_config, t
     import asyncio
 
     from rm_rewards.llm import LLMClient, ResponseCache
-    from tests.fake_openai import reply
+    from tests.support.fake_openai import reply
 
     fake_openai.set_latency(0.2)
     fake_openai.set_default(reply("the answer"))
@@ -418,7 +418,7 @@ def test_a_failed_call_is_not_shared_with_identical_waiters(fake_openai, llm_con
     import asyncio
 
     from rm_rewards.llm import LLMClient, ResponseCache
-    from tests.fake_openai import reply, status
+    from tests.support.fake_openai import reply, status
 
     fake_openai.set_latency(0.1)
     fake_openai.enqueue(status(400), reply("second try works"))

@@ -20,7 +20,7 @@ from rm_rewards.llm import client as client_module
 from rm_rewards.llm.client import normalise_messages, parse_retry_after
 from rm_rewards.llm.transport import HTTPReply, env_proxy_for
 from tests.conftest import CANARY_API_KEY
-from tests.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
+from tests.support.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
 
 
 def ask(client: LLMClient, text: str = "hello", **options):

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from rm_rewards.llm.transport import CHAT_PATH, ChatTransport, sdk_headers, sdk_ssl_context
-from tests.fake_openai import ThreadedFakeOpenAI, reply
+from tests.support.fake_openai import ThreadedFakeOpenAI, reply
 
 # Sent by the SDK per request (retry bookkeeping, timeouts, idempotency), not per client: the
 # transport cannot and need not reproduce them.

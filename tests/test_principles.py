@@ -25,7 +25,7 @@ from rm_rewards.judging.principles import (
     principle_set_id,
 )
 from rm_rewards.llm import LLMClient
-from tests.fake_openai import reply, status
+from tests.support.fake_openai import reply, status
 
 ANSWER_RE = re.compile(r'<answer label="([^"]+)">\n(.*?)\n</answer>', re.DOTALL)
 

@@ -20,7 +20,7 @@ from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.judging.judges import PointwiseJudge
 from rm_rewards.judging.refinement import RefinementSettings, arefine_sample, refine_batch, refined_sample
 from rm_rewards.llm import LLMClient
-from tests.fake_openai import status
+from tests.support.fake_openai import status
 
 
 def make_sample(sample_id: str, text: str, *others: str) -> Sample:

@@ -17,7 +17,7 @@ import pytest
 
 from dagster_project.crashed_runs import PID_TAG, fail_crashed_runs, process_tags
 from rm_assets.partitions import dataset_partitions
-from tests.dagster_dev import ROOT, DagsterDev, dagster_env, wait_until
+from tests.support.dagster_dev import ROOT, DagsterDev, dagster_env, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -64,7 +64,7 @@ def _get(url: str, key: str | None = API_KEY) -> tuple[int, dict]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from rm_resources.serving import app
-    from training.tiny import make_tiny_backbone
+    from tests.support.tiny import make_tiny_backbone
 
     path = str(make_tiny_backbone(tmp_path_factory.mktemp("ckpt") / "tiny", seed=3))
     spec = ModelSpec("checkpoint:tiny-serve", "checkpoint", version="v-test", path=path)

@@ -23,7 +23,7 @@ from rm_rewards.llm import (
     response_format_for,
     strip_think,
 )
-from tests.fake_openai import reply
+from tests.support.fake_openai import reply
 
 
 class Verdict(BaseModel):

@@ -27,8 +27,8 @@ import dagster as dg
 import pytest
 
 from rm_assets.partitions import dataset_partitions
-from tests.dagster_dev import ROOT, DagsterDev, dagster_env
-from tests.dagster_dev import wait_until as _wait
+from tests.support.dagster_dev import ROOT, DagsterDev, dagster_env
+from tests.support.dagster_dev import wait_until as _wait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -91,11 +91,11 @@ def _materialized(instance: dg.DagsterInstance, asset: str) -> set[str]:
 
 
 def _register_tiny_checkpoint(instance: dg.DagsterInstance, store, path: Path) -> None:
-    """A tiny random BERT score head (training.tiny) saved as a checkpoint and registered the way
+    """A tiny random BERT score head (tests.support.tiny) saved as a checkpoint and registered the way
     rm_checkpoints registers one (store row, training_runs partition, materialization): what the
     new-checkpoint sensor sees when a training run finishes. Tiny, so its reports take seconds."""
     from training.bt_trainer import TrainResult
-    from training.tiny import make_tiny_backbone
+    from tests.support.tiny import make_tiny_backbone
 
     make_tiny_backbone(path)
     store.write_checkpoint(

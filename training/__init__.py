@@ -10,7 +10,7 @@
 - `training.ray_launch.train_with_ray`: the same loop under Ray Train (TorchTrainer), resumable.
 - `training.verl_export` / `verl_reward` / `verl_config` / `verl_launch`: GRPO training of a
   generative judge with verl 0.9.1, run in its own venv (`bash training/setup_verl_venv.sh`).
-- `training.tiny`: tiny random backbones and a toy preference set for fast tests.
+- `tests.support.tiny`: tiny random backbones and a toy preference set for fast tests.
 
 Heavy imports (torch, transformers, ray) happen inside these modules, never in this package root.
 """

@@ -40,7 +40,7 @@ from rm_rewards.llm import (
     extract_number_tag,
     parse_model,
 )
-from tests.fake_openai import reply
+from tests.support.fake_openai import reply
 from tests.reliability.test_bad_input import VALID, _judge_bench, _rmb_pairwise
 
 # Bounded so the file runs in well under a minute on a loaded 2-core machine.

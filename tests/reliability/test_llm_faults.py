@@ -34,7 +34,7 @@ from rm_resources.store import Store
 from rm_resources.warehouse import WarehouseResource
 from rm_rewards.core.schema import ChatMessage, Response, Sample
 from tests.conftest import CANARY_API_KEY
-from tests.fake_openai import FAULT_KINDS, FaultInjector, reply
+from tests.support.fake_openai import FAULT_KINDS, FaultInjector, reply
 
 PAIRWISE, POINTWISE = 1_200, 800
 PARTITION = "helpsteer2"  # a dataset partition; its samples here are generated, not HelpSteer2's

@@ -30,7 +30,7 @@ import pytest
 
 from rm_resources.store import TABLES, Store
 from tests.conftest import CANARY_API_KEY
-from tests.fake_openai import echo_auth, reply
+from tests.support.fake_openai import echo_auth, reply
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a leak would look like: the whole key, or enough of it to use (its distinctive middle).
@@ -71,7 +71,7 @@ def _files_holding_the_key(*folders: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """`rmforge run` on helpsteer2 with the canary key; returns (root, console, server records)."""
-    from tests.fake_openai import ThreadedFakeOpenAI
+    from tests.support.fake_openai import ThreadedFakeOpenAI
 
     root = tmp_path_factory.mktemp("secrets")
     with ThreadedFakeOpenAI() as server:

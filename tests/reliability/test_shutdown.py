@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.dagster_dev import ROOT, dagster_env, free_port, wait_until
+from tests.support.dagster_dev import ROOT, dagster_env, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded_llm]
 

@@ -23,7 +23,7 @@ The server records every chat request (body, headers, arrival time, the fault in
 and the most requests it ever had in flight at once, so tests can assert exact call counts and
 concurrency limits.
 
-Run as a script (`python tests/fake_openai.py --latency 0.1`) it prints `FAKE_OPENAI_PORT=<port>`
+Run as a script (`python tests/support/fake_openai.py --latency 0.1`) it prints `FAKE_OPENAI_PORT=<port>`
 and serves until killed or until its stdin closes.
 """
 
