@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from rm_rewards.core.schema import ChatMessage, Response, Sample
+from tests.support.tiny import make_tiny_backbone, toy_preference_samples
 from training.bt_scoring import score_texts, score_with_checkpoint
 from training.bt_trainer import (
     RUN_INFO_FILE,
@@ -28,7 +29,6 @@ from training.bt_trainer import (
 )
 from training.config import BTTrainConfig
 from training.data import load_samples, pairs_from_samples, render_text, write_samples_jsonl
-from tests.support.tiny import make_tiny_backbone, toy_preference_samples
 
 pytestmark = pytest.mark.timeout(120)
 

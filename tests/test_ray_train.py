@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from tests import test_bt_trainer
+from tests.support.tiny import make_tiny_backbone, toy_preference_samples
 from training.bt_scoring import score_texts
 from training.bt_trainer import read_metrics, train
 from training.config import BTTrainConfig
 from training.ray_launch import FAULT_MARKER, train_with_ray
-from tests.support.tiny import make_tiny_backbone, toy_preference_samples
 
 console = test_bt_trainer.console  # the fixture: what the terminal shows
 

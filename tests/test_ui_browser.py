@@ -94,8 +94,8 @@ def _register_tiny_checkpoint(instance: dg.DagsterInstance, store, path: Path) -
     """A tiny random BERT score head (tests.support.tiny) saved as a checkpoint and registered the way
     rm_checkpoints registers one (store row, training_runs partition, materialization): what the
     new-checkpoint sensor sees when a training run finishes. Tiny, so its reports take seconds."""
-    from training.bt_trainer import TrainResult
     from tests.support.tiny import make_tiny_backbone
+    from training.bt_trainer import TrainResult
 
     make_tiny_backbone(path)
     store.write_checkpoint(

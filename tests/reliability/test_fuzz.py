@@ -40,8 +40,8 @@ from rm_rewards.llm import (
     extract_number_tag,
     parse_model,
 )
-from tests.support.fake_openai import reply
 from tests.reliability.test_bad_input import VALID, _judge_bench, _rmb_pairwise
+from tests.support.fake_openai import reply
 
 # Bounded so the file runs in well under a minute on a loaded 2-core machine.
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
