@@ -8,7 +8,6 @@ import textwrap
 
 import pytest
 
-from rm_rewards import sandbox
 from rm_rewards.core import registry
 from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.datasets.bundled import bundled_path
@@ -21,6 +20,7 @@ from rm_rewards.rules.code import (
     python_blocks,
     solution_code,
 )
+from rm_rewards.sandbox import supervisor
 
 CODE_REWARDS = ("code_syntax_check", "code_style", "code_patch_similarity", "code_execution")
 
@@ -302,7 +302,7 @@ def test_execution_without_tests_is_an_error_naming_the_sample():
 
 
 def test_a_broken_sandbox_is_an_error_not_a_zero(monkeypatch):
-    monkeypatch.setattr(sandbox, "_SANDBOX_PYTHON", "/nonexistent/python3")
+    monkeypatch.setattr(supervisor, "_SANDBOX_PYTHON", "/nonexistent/python3")
     (score,) = scores(
         "code_execution", make_sample(fenced("def add(a, b):\n    return a + b\n"), metadata=ADD_META)
     )

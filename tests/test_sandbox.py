@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rm_rewards import sandbox
-from rm_rewards.sandbox import (
+from rm_rewards.sandbox import supervisor
+from rm_rewards.sandbox.api import (
     SandboxJob,
     SandboxLimits,
     arun_many,
@@ -226,7 +226,7 @@ def test_a_run_ends_by_itself_when_its_parent_dies(namespaces):
         time.sleep(120)
         """
     )
-    driver = f"from rm_rewards.sandbox import run_python\nrun_python({program!r}, timeout_s=1, namespaces={namespaces})"
+    driver = f"from rm_rewards.sandbox.api import run_python\nrun_python({program!r}, timeout_s=1, namespaces={namespaces})"
     parent = subprocess.Popen([sys.executable, "-c", driver], cwd=PROJECT_DIR)
     try:
         assert wait_until(lambda: processes_with_marker(marker), timeout_s=15), "the program never started"
@@ -238,7 +238,7 @@ def test_a_run_ends_by_itself_when_its_parent_dies(namespaces):
     assert wait_until(lambda: not processes_with_marker(marker), timeout_s=15)
     if IS_ROOT:  # the killed parent left its work dir behind; a later sweep removes it
         assert os.path.isdir(workdir)
-        assert wait_until(lambda: workdir in sandbox.remove_stale_workdirs(min_age_s=0.5), timeout_s=10)
+        assert wait_until(lambda: workdir in supervisor.remove_stale_workdirs(min_age_s=0.5), timeout_s=10)
         assert not os.path.exists(workdir)
 
 
@@ -362,17 +362,15 @@ def test_an_unprivileged_caller_gets_namespaces_through_a_user_namespace():
     """The same sandbox started by a non-root user: a user namespace stands in for root."""
     check = textwrap.dedent(
         f"""
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location("sandbox", {sandbox.__file__!r})
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["sandbox"] = module
-        spec.loader.exec_module(module)
-        result = module.run_python("open('/tmp/x', 'w')")
+        import sys
+        sys.path.insert(0, {str(PROJECT_DIR)!r})  # the package only: the sandbox is standard library
+        from rm_rewards.sandbox.api import run_python
+        result = run_python("open('/tmp/x', 'w')")
         print(result.status, ",".join(result.isolation))
         """
     )
     done = subprocess.run(
-        [sandbox.sandbox_python(), "-I", "-c", check],
+        [supervisor.sandbox_python(), "-I", "-c", check],
         user=65534,
         group=65534,
         extra_groups=[],
@@ -391,7 +389,7 @@ def test_an_unprivileged_caller_gets_namespaces_through_a_user_namespace():
 
 
 def test_a_broken_sandbox_is_a_sandbox_error(monkeypatch):
-    monkeypatch.setattr(sandbox, "_SANDBOX_PYTHON", "/nonexistent/python3")
+    monkeypatch.setattr(supervisor, "_SANDBOX_PYTHON", "/nonexistent/python3")
     result = run_python("print(1)")
     assert result.status == "sandbox_error"
     assert "starting the program" in result.detail

@@ -6,7 +6,7 @@
 - `code_patch_similarity`: difflib ratio between the response's code (or diff) and the
   reference's, line by line after whitespace normalisation.
 - `code_execution`: the pass rate of the response's code against the sample's tests, run in
-  `rm_rewards.sandbox` (never in this process). Batches run at most `max_workers` programs at
+  `rm_rewards.sandbox.api` (never in this process). Batches run at most `max_workers` programs at
   a time (2 by default: the CI machines have 2 cores).
 
 Code is found in fenced blocks (``` or ~~~, CommonMark rules); blocks tagged with another
@@ -46,7 +46,7 @@ from pydantic import Field
 from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, PointwiseReward, describe_error, error_score
 from rm_rewards.core.registry import register
 from rm_rewards.core.schema import DimensionScore, ResponseScore, RewardResult, Sample
-from rm_rewards.sandbox import SandboxJob, SandboxLimits, SandboxResult, humaneval_program, run_many
+from rm_rewards.sandbox.api import SandboxJob, SandboxLimits, SandboxResult, humaneval_program, run_many
 
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "py3"})
 MAX_REASON_PROBLEMS = 5

@@ -1,9 +1,10 @@
-"""Run untrusted Python (model-written code) in a throwaway, locked-down process tree.
+"""The sandbox's parent side: start a run's throwaway, locked-down process tree, enforce its
+wall clock, collect its output, kill what is left and clean up; classify what happened.
 
-`run_python(code, ...)` returns a `SandboxResult` whose `status` is one of ok / error / timeout /
-memory / killed / sandbox_error; it never raises for anything the program does.
-`run_tests(solution, test_code, entry_point)` runs a HumanEval-style check; `run_many` and
-`arun_many` run many programs, at most `max_workers` (default 2) at a time.
+The public entry points (`run_python`, `run_many`, `SandboxResult`, ...) are in
+`rm_rewards.sandbox.api`. Inside the new tree, `rm_rewards/sandbox/bootstrap.py` (run as a
+script) enters the namespaces, prepares the mounts, sets the limits and drops the uid; this
+module decides them and passes them in its config.
 
 How one run is built, and what each piece defends against (Linux only):
 
@@ -57,15 +58,13 @@ timeout kills the process group only. `SandboxResult.isolation` names what was i
 If the parent itself dies mid-run, the run's reaper ends it by an alarm a little after the
 wall-clock limit, so no orphan sandbox lives on.
 
-This file is also the bootstrap: the parent runs it as a script (`python -I -S sandbox.py`),
-so it imports only the standard library.
+Like the bootstrap, this module imports only the standard library (and the API's types).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import secrets
 import selectors
 import shutil
@@ -75,196 +74,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
-SandboxStatus = Literal["ok", "error", "timeout", "memory", "killed", "sandbox_error"]
+from rm_rewards.sandbox import bootstrap
+from rm_rewards.sandbox.api import SandboxJob, SandboxLimits, SandboxResult, last_line
+from rm_rewards.sandbox.bootstrap import PROGRAM_FILE
+
+# The child bootstrap, started by path as a script (see bootstrap.py).
+BOOTSTRAP_SCRIPT = os.path.abspath(bootstrap.__file__)
 
 MIB = 1024 * 1024
 # Per-run uids are drawn from this range: far above login users and container subuid ranges.
 SANDBOX_UID_RANGE = (2_000_000_000, 2_100_000_000)
-DEFAULT_MAX_WORKERS = 2
-PROGRAM_FILE = "main.py"
 # How long stdout/stderr may stay open after the sandbox's launcher exited (a background child
 # holding the pipe in fallback mode) before the leftovers are killed.
 PIPE_GRACE_S = 0.5
 # The run's own alarm fires this long after the wall-clock limit, for when the parent is gone.
 WATCHDOG_MARGIN_S = 2
-
-# Linux clone/mount flags (<sched.h>, <sys/mount.h>); ctypes because os.unshare is 3.12+.
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
-MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
-PR_SET_NO_NEW_PRIVS = 38
-HIDDEN_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
 # The caller's places hidden as well (see caller_dirs_to_hide): homes; the cwd is added per run.
 HIDDEN_HOME_DIRS = ("/root", "/home")
 
 
-@dataclass(frozen=True)
-class SandboxLimits:
-    """Every limit of one run; see the module docstring for what each defends against."""
-
-    timeout_s: float = 5.0
-    cpu_s: float | None = None  # None: the wall-clock timeout, rounded up to whole seconds
-    memory_mb: int = 512
-    max_processes: int = 16
-    file_size_mb: int = 16
-    disk_mb: int = 64
-    max_open_files: int = 256
-    max_output_bytes: int = 64 * 1024
-
-    def __post_init__(self) -> None:
-        if not self.timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
-        for name in ("memory_mb", "max_processes", "file_size_mb", "disk_mb", "max_open_files"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def cpu_seconds(self) -> int:
-        return max(1, int(-(-(self.cpu_s or self.timeout_s) // 1)))
-
-
-@dataclass(frozen=True)
-class SandboxResult:
-    """What one run did. `returncode` is the program's exit code, or -N when signal N killed it."""
-
-    status: SandboxStatus
-    returncode: int | None
-    stdout: str
-    stderr: str
-    wall_s: float
-    detail: str = ""
-    isolation: tuple[str, ...] = ()
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    uid: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def summary(self, max_chars: int = 300) -> str:
-        """One line for a reward's reason: the status and, for failures, why."""
-        if self.ok:
-            return "ok"
-        why = self.detail or last_line(self.stderr) or f"exit code {self.returncode}"
-        return f"{self.status}: {why}"[:max_chars]
-
-
-@dataclass(frozen=True)
-class SandboxJob:
-    code: str
-    stdin: str | None = None
-    limits: SandboxLimits = field(default_factory=SandboxLimits)
-
-
-def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-# --- public API --------------------------------------------------------------------------------
-
-
-def run_python(
-    code: str,
-    *,
-    stdin: str | None = None,
-    timeout_s: float = 5.0,
-    cpu_s: float | None = None,
-    memory_mb: int = 512,
-    max_processes: int = 16,
-    file_size_mb: int = 16,
-    max_output_bytes: int = 64 * 1024,
-    namespaces: bool = True,
-) -> SandboxResult:
-    """Run `code` as a Python program in the sandbox and return what happened.
-
-    `namespaces=False` forces the weaker fallback (no namespaces) even where they work.
-    """
-    limits = SandboxLimits(
-        timeout_s=timeout_s,
-        cpu_s=cpu_s,
-        memory_mb=memory_mb,
-        max_processes=max_processes,
-        file_size_mb=file_size_mb,
-        max_output_bytes=max_output_bytes,
-    )
-    return run_job(SandboxJob(code=code, stdin=stdin, limits=limits), namespaces=namespaces)
-
-
-def humaneval_program(solution: str, test_code: str, entry_point: str) -> str:
-    """The program a HumanEval-style check runs: solution, the test's `check`, and its call."""
-    if not entry_point.isidentifier():
-        raise ValueError(f"entry_point must be a Python identifier, got {entry_point!r}")
-    return f"{solution}\n\n{test_code}\n\ncheck({entry_point})\n"
-
-
-def run_tests(
-    solution: str, test_code: str, entry_point: str, *, limits: SandboxLimits | None = None
-) -> SandboxResult:
-    """Run a HumanEval-style check: status "ok" exactly when every assertion held."""
-    program = humaneval_program(solution, test_code, entry_point)
-    return run_job(SandboxJob(code=program, limits=limits or SandboxLimits(timeout_s=10.0)))
-
-
-def run_many(jobs: Sequence[SandboxJob], *, max_workers: int = DEFAULT_MAX_WORKERS) -> list[SandboxResult]:
-    """Run many programs, at most `max_workers` at once; results in the order of `jobs`."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    if len(jobs) <= 1 or max_workers <= 1:
-        return [run_job(job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sandbox") as pool:
-        return list(pool.map(run_job, jobs))
-
-
-async def arun_python(code: str, **options) -> SandboxResult:
-    """`run_python` without blocking the event loop (the run waits in a worker thread)."""
-    import asyncio
-
-    return await asyncio.to_thread(lambda: run_python(code, **options))
-
-
-async def arun_many(
-    jobs: Sequence[SandboxJob], *, max_workers: int = DEFAULT_MAX_WORKERS
-) -> list[SandboxResult]:
-    """`run_many` for async callers: at most `max_workers` programs run at once."""
-    import asyncio
-
-    limit = asyncio.Semaphore(max(1, max_workers))
-
-    async def one(job: SandboxJob) -> SandboxResult:
-        async with limit:
-            return await asyncio.to_thread(run_job, job)
-
-    return list(await asyncio.gather(*(one(job) for job in jobs)))
-
-
-def sandbox_isolation() -> tuple[str, ...]:
-    """What isolation a run gets on this machine (runs a trivial program; cached)."""
-    global _ISOLATION
-    if _ISOLATION is None:
-        _ISOLATION = run_python("pass", timeout_s=10).isolation
-    return _ISOLATION
-
-
-_ISOLATION: tuple[str, ...] | None = None
-
-
-# --- the parent side ---------------------------------------------------------------------------
-
-
-def run_job(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
-    """Run one job; every failure of the program (or of the sandbox) becomes a result."""
+def supervise(job: SandboxJob, *, namespaces: bool = True) -> SandboxResult:
+    """Run one job (`rm_rewards.sandbox.api.run_job`); every failure of the program (or of the
+    sandbox) becomes a result."""
     limits = job.limits
     uid = _pick_uid() if os.geteuid() == 0 else None
     if uid is not None:
@@ -457,7 +290,7 @@ def _launch(config: dict, job: SandboxJob, uid: int | None, started: float) -> S
                     sys.executable,
                     "-I",
                     "-S",
-                    os.path.abspath(__file__),
+                    BOOTSTRAP_SCRIPT,
                     json.dumps(config),
                     str(status_write),
                 ],
@@ -718,258 +551,3 @@ def _classify_signal(base: SandboxResult, number: int, limits: SandboxLimits) ->
     else:
         detail = f"killed by {name}"
     return replace(base, status="killed", detail=detail)
-
-
-# --- the bootstrap: runs as `python -I -S sandbox.py CONFIG STATUS_FD` -----------------------
-#
-# Launcher (as the caller, in the new session) enters the namespaces and prepares the mounts,
-# forks the reaper (pid 1 of the new pid namespace), which forks the program. Status lines go
-# to STATUS_FD: "isolation a,b,c", then "exit N" or "signal N", or "setup-error WHY".
-
-_GUARD = """
-import socket
-class _NoNetworkSocket(socket.socket):
-    def __init__(self, family=-1, type=-1, proto=-1, fileno=None, _inet=(-1, socket.AF_INET, socket.AF_INET6)):
-        if family in _inet and fileno is None:
-            raise PermissionError("network access is disabled in this sandbox")
-        super().__init__(family, type, proto, fileno)
-socket.socket = socket.SocketType = _NoNetworkSocket
-import runpy
-runpy.run_path("main.py", run_name="__main__")
-"""
-
-
-_LIBC = None
-
-
-def _libc():
-    """libc through ctypes, loaded once while still privileged (after the uid drop the
-    interpreter's own standard library may be unreadable)."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        import ctypes
-
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    def encode(text: str | None) -> bytes | None:
-        return None if text is None else text.encode()
-
-    _check(
-        _libc().mount(encode(source), encode(target), encode(fstype), flags, encode(data)), f"mount {target}"
-    )
-
-
-def _status(fd: int, line: str) -> None:
-    os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
-
-
-def _enter_namespaces(config: dict) -> list[str]:
-    """unshare into new namespaces; [] when that is impossible here (then: fallback mode)."""
-    if not config["namespaces"]:
-        return []
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-    rootless = os.geteuid() != 0
-    if rootless:
-        flags |= CLONE_NEWUSER
-    uid, gid = os.getuid(), os.getgid()
-    if _libc().unshare(flags) != 0:
-        return []
-    if rootless:  # map ourselves to ourselves: the program stays an ordinary uid, without caps
-        for name, text in (
-            ("setgroups", "deny"),
-            ("uid_map", f"{uid} {uid} 1"),
-            ("gid_map", f"{gid} {gid} 1"),
-        ):
-            with open(f"/proc/self/{name}", "w") as handle:
-                handle.write(text)
-    tags = ["net-namespace", "pid-namespace", "mount-namespace", "ipc-namespace"]
-    return tags + (["user-namespace"] if rootless else [])
-
-
-def _prepare_mounts(config: dict) -> list[str]:
-    """Private mounts: hidden temp dirs, a tmpfs work dir holding the program, and a read-only
-    rest of the tree. Returns extra isolation tags."""
-    workdir, uid = config["workdir"], config["uid"]
-    owner = uid if uid is not None else os.getuid()
-    with open(os.path.join(workdir, PROGRAM_FILE), "rb") as handle:
-        program = handle.read()
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    hidden = True
-    for path in HIDDEN_TEMP_DIRS:
-        try:
-            if os.path.isdir(path) and not os.path.islink(path):
-                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777")
-        except OSError:
-            hidden = False  # still read-only below, just not emptied
-    hidden_caller = True
-    for path in config.get("hide", ()):
-        try:
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755")
-        except OSError:
-            hidden_caller = False
-    os.makedirs(workdir, exist_ok=True)
-    size = config["limits"]["disk_mb"]
-    _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=0700,uid={owner},gid={owner}")
-    program_path = os.path.join(workdir, PROGRAM_FILE)
-    with open(program_path, "wb") as handle:
-        handle.write(program)
-    os.chown(program_path, owner, owner)
-    tags = ["private-tmp"] if hidden else []
-    tags += ["hidden-caller-dirs"] if hidden_caller else []
-    return tags + (["read-only-root"] if _remount_read_only(except_path=workdir) else [])
-
-
-def _mount_points() -> list[str]:
-    import re
-
-    points = []
-    with open("/proc/self/mountinfo") as handle:
-        for line in handle:
-            raw = line.split()[4]
-            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), raw))
-    return sorted(set(points), key=len)
-
-
-def _remount_read_only(except_path: str) -> bool:
-    """Remount every mount read-only except the work dir; True when `/` itself succeeded."""
-    keep = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC}
-    keep.update({os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME})
-    root_done = False
-    for point in _mount_points():
-        if point == except_path:
-            continue
-        try:
-            existing = os.statvfs(point).f_flag
-            flags = MS_REMOUNT | MS_BIND | MS_RDONLY
-            flags |= sum(ms for st, ms in keep.items() if existing & st)
-            _mount(None, point, None, flags)
-            root_done = root_done or point == "/"
-        except OSError:
-            continue  # best effort below `/`: a mount we cannot touch keeps its flags
-    return root_done
-
-
-def _apply_limits(config: dict) -> None:
-    limits = config["limits"]
-    settings = [
-        (resource.RLIMIT_CPU, limits["cpu_s"], limits["cpu_s"] + 1),
-        (resource.RLIMIT_AS, limits["memory_bytes"], limits["memory_bytes"]),
-        (resource.RLIMIT_NPROC, config["nproc"], config["nproc"]),
-        (resource.RLIMIT_FSIZE, limits["file_size_bytes"], limits["file_size_bytes"]),
-        (resource.RLIMIT_NOFILE, limits["open_files"], limits["open_files"]),
-        (resource.RLIMIT_CORE, 0, 0),
-    ]
-    for which, soft, hard in settings:
-        resource.setrlimit(which, (soft, hard))
-
-
-def _become_program(config: dict, status_fd: int, in_namespaces: bool) -> None:
-    """In the forked child: limits, unprivileged uid, then exec the program. Never returns."""
-    try:
-        os.set_inheritable(status_fd, False)  # the program must not forge status lines
-        os.chdir(config["workdir"])
-        _apply_limits(config)
-        uid = config["uid"]
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-        argv = [config["python"], "-I", "-S", "-B", "-X", "utf8"]
-        argv += [PROGRAM_FILE] if in_namespaces else ["-c", _GUARD]
-        os.execve(config["python"], argv, dict(os.environ))
-    except BaseException as exc:  # noqa: BLE001 - anything here is a sandbox failure
-        _status(status_fd, f"setup-error starting the program: {exc!r}")
-    os._exit(127)
-
-
-def _silence_stdio() -> None:
-    """The launcher and reaper let go of the program's pipes, so they close with the program."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-
-
-def _arm_watchdog(seconds: int, as_init: bool) -> None:
-    """The parent enforces the wall clock; if the parent itself dies, this alarm still ends
-    the run a little later instead of leaving a sleeping program behind forever."""
-
-    def expire(signum, frame) -> None:
-        if not as_init:
-            os.killpg(os.getpgrp(), signal.SIGKILL)
-        os._exit(1)  # as pid 1 this takes the whole namespace with it
-
-    signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-
-
-def _reap_until(program_pid: int, status_fd: int, any_child: bool) -> None:
-    """Wait for the program (reaping orphans on the way when we are pid 1), report, exit."""
-    _silence_stdio()
-    while True:
-        pid, wait_status = os.waitpid(-1 if any_child else program_pid, 0)
-        if pid == program_pid:
-            break
-    if os.WIFSIGNALED(wait_status):
-        _status(status_fd, f"signal {os.WTERMSIG(wait_status)}")
-    else:
-        _status(status_fd, f"exit {os.waitstatus_to_exitcode(wait_status)}")
-    os._exit(0)  # as pid 1: the kernel now kills everything left in the namespace
-
-
-def _bootstrap(config: dict, status_fd: int) -> None:
-    _libc()
-    tags = _enter_namespaces(config)
-    if tags:
-        try:
-            tags += _prepare_mounts(config)
-        except OSError as exc:
-            _status(status_fd, f"setup-error preparing mounts: {exc}")
-            os._exit(1)
-    else:
-        tags = ["socket-guard"]
-    tags += ["uid-drop"] if config["uid"] is not None else []
-    _status(status_fd, "isolation " + ",".join(tags))
-    in_namespaces = "net-namespace" in tags
-    reaper = os.fork() if in_namespaces else 0
-    if reaper:  # the launcher: wait for the reaper, then go
-        _silence_stdio()
-        os.waitpid(reaper, 0)
-        os._exit(0)
-    if in_namespaces:
-        try:  # the pid namespace's own /proc: the program sees only its own processes
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        except OSError:
-            pass
-    program = os.fork()
-    if program == 0:
-        _become_program(config, status_fd, in_namespaces)
-    _arm_watchdog(config["watchdog_s"], as_init=in_namespaces)
-    _reap_until(program, status_fd, any_child=in_namespaces)
-
-
-def _main(argv: list[str]) -> None:
-    config, status_fd = json.loads(argv[1]), int(argv[2])
-    try:
-        _bootstrap(config, status_fd)
-    except BaseException as exc:  # noqa: BLE001 - whatever broke, the parent must hear of it
-        try:
-            _status(status_fd, f"setup-error {exc!r}")
-        finally:
-            os._exit(1)
-
-
-if __name__ == "__main__":
-    _main(sys.argv)
