@@ -238,6 +238,7 @@ def found(text):
                     pass
             if written:
                 print(CANARY, written)
+                sys.exit(0)  # escaped: the canary is the expected output
             raise PermissionError("nothing written outside")
             """), ("error: PermissionError",)),
         Attack("environment secrets", loot + textwrap.dedent(f"""
@@ -284,6 +285,7 @@ def found(text):
                 refused.append(f"udp: {{exc.strerror}}")
             if reached:
                 print(CANARY, reached)
+                sys.exit(0)  # escaped: the canary is the expected output
             raise ConnectionError("; ".join(refused))
             """), ("error: ConnectionError",)),
         Attack("sleeping past the limit", "import time\ntime.sleep(60)\nprint('woke')\n", ("timeout",)),
@@ -324,6 +326,7 @@ def found(text):
                         pass
             if any(p.startswith(("{os.getpid()}/", "{c.environ_pid}/")) for p in seen):
                 print(CANARY, seen)
+                sys.exit(0)  # escaped: the canary is the expected output
             raise FileNotFoundError("host processes not visible; read " + ",".join(sorted(set(seen)))[:200])
             """), ("error: FileNotFoundError",)),
     ]
@@ -372,6 +375,7 @@ def test_each_attack_is_contained_and_leaves_the_machine_as_it_was(name, canarie
     assert leftovers([], spared) == [], "processes of an earlier attack are still alive"
     free_before = disk_free()
     result = the_reward().evaluate(attack_sample(attack))
+    arrived = nothing_arrived(canaries)  # drained now, so a failure here does not spill into the next attack
     assert contained(attack, result) is None, contained(attack, result)
     assert run_uids, "the reward ran no sandbox"
     assert settled(run_uids, spared) == []
@@ -380,7 +384,7 @@ def test_each_attack_is_contained_and_leaves_the_machine_as_it_was(name, canarie
         assert free > free_before[path] - DISK_SLACK_BYTES, f"{path} lost {free_before[path] - free} bytes"
     assert [p for p in canaries.probes if p.exists()] == []
     assert list(Path(canaries.files[0].parent).glob("fill-*")) == []
-    assert nothing_arrived(canaries) == []
+    assert arrived == []
     assert os.environ[CANARY_ENV] == CANARY  # the secret was there to steal
 
 
@@ -404,6 +408,7 @@ def test_a_hundred_attacks_in_parallel_are_all_contained(canaries, run_uids):
         batches = list(callers.map(lambda half: the_reward().evaluate_batch(half), halves))
     wall = time.monotonic() - began
     results = [r for batch in batches for r in batch]
+    arrived = nothing_arrived(canaries)
     problems = [p for r in results if (p := contained(by_id[r.sample_id], r))]
     assert len(results) == RUNS_UNDER_LOAD
     assert len(set(run_uids)) == RUNS_UNDER_LOAD  # one sandbox, one uid per attack
@@ -413,7 +418,7 @@ def test_a_hundred_attacks_in_parallel_are_all_contained(canaries, run_uids):
     for path, free in disk_free().items():
         assert free > free_before[path] - DISK_SLACK_BYTES
     assert [p for p in canaries.probes if p.exists()] == []
-    assert nothing_arrived(canaries) == []
+    assert arrived == []
     # Each program is bounded by its wall clock: 4 at a time can take no longer than this.
     bound = RUNS_UNDER_LOAD * (TIMEOUT_S + 3) / (CALLERS * 2) + 30
     assert wall < bound, f"{wall:.0f}s for {RUNS_UNDER_LOAD} attacks (bound {bound:.0f}s)"
