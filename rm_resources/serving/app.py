@@ -38,14 +38,19 @@ class ServeSettings(BaseModel):
     max_replicas: int | None = Field(None, ge=1)
     target_ongoing_requests: float = Field(16.0, gt=0)
     max_ongoing_requests: int = Field(256, ge=1)
-    num_cpus: float = Field(1.0, ge=0)
+    num_cpus: float = Field(1.0, ge=0)  # Ray CPUs reserved per replica
+    # torch intra-op threads per replica (None: as Ray sets OMP_NUM_THREADS, i.e. the replica's
+    # num_cpus). More threads than free cores spin: bench/RESULTS.md, "Serving a checkpoint".
+    torch_threads: int | None = Field(None, ge=1)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1)
     max_samples: int = Field(1024, ge=1)
+    access_log: bool = True  # Serve's one log line per request (proxy and replica log files)
 
     def deployment_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests,
             "ray_actor_options": {"num_cpus": self.num_cpus},
+            "logging_config": self.logging_config(),
         }
         if self.max_replicas is not None:
             options["autoscaling_config"] = {
@@ -55,6 +60,9 @@ class ServeSettings(BaseModel):
         else:
             options["num_replicas"] = self.num_replicas
         return options
+
+    def logging_config(self) -> dict[str, Any]:
+        return {"enable_access_log": self.access_log}
 
 
 def build_app(spec: ModelSpec, settings: ServeSettings):
@@ -72,6 +80,10 @@ def build_app(spec: ModelSpec, settings: ServeSettings):
             from rm_resources.serving.scorers import load_scorer
 
             self.spec, self.settings = spec, settings
+            if settings.torch_threads is not None and spec.kind == "checkpoint":
+                import torch
+
+                torch.set_num_threads(settings.torch_threads)
             self.scorer = load_scorer(spec, settings.score_batch_size)
             self._api_key = os.environ.get(API_KEY_ENV) or None
             self.score_batch.set_max_batch_size(settings.max_batch_size)
@@ -172,7 +184,8 @@ def start(spec: ModelSpec, settings: ServeSettings, *, address: str | None = Non
             ray.init(address=address, **quiet)
         else:
             ray.init(num_cpus=2, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.start(http_options={"host": settings.host, "port": settings.port},
+                logging_config=settings.logging_config())
     serve.run(build_app(spec, settings), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.host}:{settings.port}"
 
