@@ -7,7 +7,8 @@ paraphrased, right or wrong final answers, some in <think>/<answer> tags, some l
 phone numbers, some repetitive, some far too short or too long), writes them to a JSONL file,
 and times three things per reward, each the best of `--repeat` runs:
 
-- rmforge: `rm_rewards.core.registry.get(name).evaluate_batch(samples)`;
+- rmforge: `rm_rewards.core.registry.get(name).evaluate_batch(samples)` inside `kinds.gc_paused()`,
+  as the rule_scores asset runs it;
 - bare: the rule module's scoring function called in a plain loop over (response, reference)
   pairs, i.e. the floor any framework adds to;
 - rm-gallery: its `evaluate_batch` (default `max_workers=8`), run by `bench/rm_gallery_peer.py`
@@ -42,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
 from rm_rewards.core import registry
+from rm_rewards.core.kinds import Reward, gc_paused
 from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
 from rm_rewards.datasets.bundled import bundled_path
 
@@ -303,13 +305,20 @@ def bare_loop(fn: ScoreFn, samples: Sequence[Sample]) -> Callable[[], int]:
     return loop
 
 
+def large_batch(reward: Reward, samples: Sequence[Sample]) -> list[RewardResult]:
+    """`evaluate_batch` as a large-batch caller runs it (rule_scores does the same): with the
+    cyclic GC paused, which `evaluate_batch` leaves to its caller (see `kinds.gc_paused`)."""
+    with gc_paused():
+        return reward.evaluate_batch(samples)
+
+
 def time_reward(name: str, samples: list[Sample], rows: list[dict], repeat: int) -> tuple[Timing, Timing]:
     """rmforge's evaluate_batch and the bare loop, alternated so that bursts of load hit both alike."""
     reward = registry.get(name)
     loop = bare_loop(bare_function(name), samples)
     mine, bare = BestOf(), BestOf()
     for _ in range(repeat):
-        mine.run(lambda: reward.evaluate_batch(samples))
+        mine.run(lambda: large_batch(reward, samples))
         bare.run(loop)
     results = mine.result
     timing = mine.timing(len(samples), sum(1 for r in results if not r.ok))

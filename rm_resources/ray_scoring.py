@@ -91,7 +91,8 @@ def score_rules(
 ) -> list[RewardResult]:
     """`apply_rewards(samples, rewards)`, in this process or over Ray tasks of `batch_size`."""
     if on_ray is None or not samples:
-        return apply_rewards(samples, rewards)
+        with gc_paused():  # a large batch of cheap rules: see kinds.gc_paused
+            return apply_rewards(samples, rewards)
     scored = score_rules_batches(contiguous_batches(samples, on_ray.batch_size), rewards, on_ray)
     return merge_batch_results(rewards, [results for _batch, results in scored])
 
@@ -109,7 +110,9 @@ def score_rules_batches(
     if on_ray is None:
         for batch in sample_batches:
             batch = list(batch)
-            yield batch, apply_rewards(batch, rewards)
+            with gc_paused():  # while scoring only: the caller's work on each batch collects as usual
+                results = apply_rewards(batch, rewards)
+            yield batch, results
         return
     import ray
 
@@ -130,11 +133,8 @@ def score_rules_batches(
 
 def _score_batch(blob: bytes, rewards: Sequence[Reward]) -> list[tuple]:
     """In a Ray worker: `apply_rewards` on one pickled batch, the results packed for the trip back."""
-    with gc_paused():
-        batch = pickle.loads(blob)
-    results = apply_rewards(batch, rewards)
-    with gc_paused():
-        return pack_results(results)
+    with gc_paused():  # unpickling, scoring (see kinds.gc_paused) and packing: no cycles made
+        return pack_results(apply_rewards(pickle.loads(blob), rewards))
 
 
 # The transport is most of the cost of Ray scoring, so samples travel as one pickled blob per

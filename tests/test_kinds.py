@@ -330,10 +330,10 @@ def test_register_refuses_duplicates_and_multi_line_descriptions() -> None:
         registry._REGISTRY.pop(name, None)
 
 
-def test_sync_batches_pause_the_collector_and_restore_it():
+def test_sync_batches_leave_the_collector_alone_and_gc_paused_pauses_it():
     import gc
 
-    from rm_rewards.core.kinds import PointwiseReward
+    from rm_rewards.core.kinds import PointwiseReward, gc_paused
 
     seen = []
 
@@ -346,10 +346,18 @@ def test_sync_batches_pause_the_collector_and_restore_it():
                     responses=[Response(message=ChatMessage(role="assistant", content="a"))])
     assert gc.isenabled()
     Probe().evaluate_batch([sample, sample])
-    assert seen == [False, False] and gc.isenabled()
+    assert seen == [True, True] and gc.isenabled()  # no process-wide side effect
+    with gc_paused():
+        Probe().evaluate_batch([sample])
+        assert not gc.isenabled()
+    assert seen == [True, True, False] and gc.isenabled()  # the caller's pause, then restored
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("a failing batch")
+    assert gc.isenabled()
     gc.disable()
     try:
-        Probe().evaluate_batch([sample])
+        with gc_paused():
+            pass
         assert not gc.isenabled()  # a caller that turned it off keeps it off
     finally:
         gc.enable()

@@ -7,7 +7,8 @@ Every reward is a pydantic model (its fields are its parameters, validated on co
 - `evaluate_batch(samples)` / `await aevaluate_batch(samples)`: many samples; async rewards
   (LLM judges) run concurrently up to `max_concurrency`. `evaluate_batch` is safe to call from
   inside a running event loop: it then runs the batch on a private loop in a worker thread
-  instead of calling `asyncio.run` on the caller's loop.
+  instead of calling `asyncio.run` on the caller's loop. It leaves the garbage collector alone: a
+  caller scoring many samples with cheap rules wraps the call in `gc_paused()` (see there).
 
 A kind only decides what the unit of judgement is:
 
@@ -33,6 +34,15 @@ from typing import ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+# Results are built without validation on the hot path (how and why: `_fast_models`).
+from rm_rewards.core._fast_models import (
+    error_score,
+    float_score,
+    fused_pointwise_batch,
+    response_score,
+    reward_result,
+    trusted_model,
+)
 from rm_rewards.core.schema import ResponseScore, RewardResult, Sample
 
 RewardKind = Literal["pointwise", "pairwise", "listwise", "stepwise"]
@@ -56,12 +66,16 @@ def run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a sync batch builds its results.
+    """Hold off the cyclic garbage collector for a large sync batch: `with gc_paused(): ...`.
 
-    Each sample leaves ~13 container objects (a result, its scores, their dicts) that survive,
-    so the collector ran full passes over every live sample mid-batch: about half of a cheap
-    rule's per-sample cost. Results form no cycles, so nothing is missed; collection resumes
-    (if it was on) when the batch ends. Garbage cycles a rule itself creates wait until then.
+    Opt-in, for callers that score many samples with cheap rules (the rule_scores path, the
+    rule-rewards bench): each sample leaves ~13 container objects (a result, its scores, their
+    dicts) that survive, so the collector runs full passes over every live sample mid-batch,
+    about half of a cheap rule's per-sample cost. Results form no cycles, so nothing is missed;
+    collection resumes (if it was on) when the block ends. Garbage cycles made inside the block
+    wait until then, which is why `evaluate_batch` never pauses on its own: the collector is
+    process-wide state, and an async batch (failed requests make cycles) or a caller's threads
+    should not find it switched off.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -77,102 +91,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# The four instance slots every pydantic model has, set through their own descriptors: a fresh model
-# is these four stores, which is all `model_construct` does after its slow per-field loop.
-# (A KeyError here at import means pydantic changed its layout: the tests of the fast builders
-# below would fail too.)
-_set_values = BaseModel.__dict__["__dict__"].__set__
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
-_new_score = ResponseScore.__new__
-_new_result = RewardResult.__new__
-_all_score_fields = set(ResponseScore.model_fields).copy
-_all_result_fields = set(RewardResult.model_fields).copy
-
-
-def trusted_model(cls: type[ModelT], values: dict) -> ModelT:
-    """`cls.model_construct(**values)` without its per-field loop, for hot paths.
-
-    `values` must name every field of `cls` with already valid values, and `cls` must have no
-    private attributes. `model_construct` alone was most of the framework's per-call cost on the
-    rule rewards; the per-sample builders below are this with their field names written out.
-    """
-    model = cls.__new__(cls)
-    _set_values(model, values)
-    _set_fields_set(model, set(values))
-    _set_extra(model, None)
-    _set_private(model, None)
-    return model
-
-
-def _float_score(value: float) -> ResponseScore:
-    """What `trusted_model(ResponseScore, {...})` builds for a finite float: the other fields at
-    their defaults, every field counted as set."""
-    model = _new_score(ResponseScore)
-    _set_values(model, {"score": value, "reason": "", "dimensions": {}, "steps": None, "error": None})
-    _set_fields_set(model, _all_score_fields())
-    _set_extra(model, None)
-    _set_private(model, None)
-    return model
-
-
-def reward_result(
-    reward_name: str, reward_version: str, sample_id: str, scores: list[ResponseScore], error: str | None
-) -> RewardResult:
-    """A `RewardResult` built from trusted values (every field set, empty metadata), for hot paths."""
-    model = _new_result(RewardResult)
-    _set_values(
-        model,
-        {
-            "reward_name": reward_name,
-            "reward_version": reward_version,
-            "sample_id": sample_id,
-            "scores": scores,
-            "error": error,
-            "metadata": {},
-        },
-    )
-    _set_fields_set(model, _all_result_fields())
-    _set_extra(model, None)
-    _set_private(model, None)
-    return model
-
-
-def response_score(score: float, reason: str) -> ResponseScore:
-    """`ResponseScore(score=score, reason=reason)`, the same object, cheaper: for rules' hot paths.
-
-    A finite float and a str skip the validator round trip (half of a cheap rule's result cost);
-    anything else is validated as usual, so a bad score raises the same error as the constructor.
-    """
-    if type(score) is float and score - score == 0.0 and type(reason) is str:  # finite
-        model = _new_score(ResponseScore)
-        _set_values(model, {"score": score, "reason": reason, "dimensions": {}, "steps": None, "error": None})
-        _set_fields_set(model, {"score", "reason"})
-        _set_extra(model, None)
-        _set_private(model, None)
-        return model
-    return ResponseScore(score=score, reason=reason)
-
-
 def score_value(value: float | ResponseScore) -> ResponseScore:
     """Accept a bare float from simple rules; reject NaN/inf as an error, not a score."""
     if type(value) is float and value - value == 0.0:  # the common case: a finite float
-        return _float_score(value)
+        return float_score(value)
     if isinstance(value, ResponseScore):
         return value
     value = float(value)
     if not math.isfinite(value):
         return error_score(f"non-finite score {value}")
-    return _float_score(value)
-
-
-def error_score(message: str) -> ResponseScore:
-    return trusted_model(
-        ResponseScore, {"score": None, "reason": "", "dimensions": {}, "steps": None, "error": message}
-    )
+    return float_score(value)
 
 
 class Reward(BaseModel):
@@ -269,9 +197,7 @@ class Reward(BaseModel):
         if type(self).evaluate is not Reward.evaluate:  # a subclass's own evaluate wins
             return [self.evaluate(s) for s in samples]
         # Name and version (a JSON dump and a hash) are computed once per batch, not per sample.
-        label = (self.name, self.version)
-        with gc_paused():
-            return self._evaluate_sync_batch(samples, label)
+        return self._evaluate_sync_batch(samples, (self.name, self.version))
 
     def _evaluate_sync_batch(self, samples: Sequence[Sample], label: tuple[str, str]) -> list[RewardResult]:
         """`_evaluate_sync` over a batch; a kind may fuse the steps (see PointwiseReward)."""
@@ -317,38 +243,17 @@ class PointwiseReward(Reward):
         return out
 
     def _evaluate_sync_batch(self, samples: Sequence[Sample], label: tuple[str, str]) -> list[RewardResult]:
-        """`_evaluate_sync` → `_checked` → `_score` → `_result` fused into one loop.
-
-        The same results (same errors, same isolation per response and per sample) for a rule
-        that overrides none of those steps, without four calls per sample: for a cheap rule
-        they cost as much as the rule itself. A class that overrides any step gets the steps.
-        """
+        """The steps fused into one loop (`_fast_models.fused_pointwise_batch`: the same results),
+        unless the class overrides one of them: then it gets the steps."""
         cls = type(self)
-        if not (
+        if (
             cls._score is PointwiseReward._score
             and cls._evaluate_sync is Reward._evaluate_sync
             and cls._checked is Reward._checked
             and cls._result is Reward._result
         ):
-            return super()._evaluate_sync_batch(samples, label)
-        reward_name, reward_version = label
-        score_response = self.score_response
-        results = []
-        for sample in samples:
-            try:
-                scores = []
-                for index in range(len(sample.responses)):
-                    try:
-                        scores.append(score_value(score_response(sample, index)))
-                    except Exception as exc:  # one bad response does not void its siblings
-                        scores.append(error_score(describe_error(exc)))
-                if len(scores) == len(sample.responses):
-                    results.append(reward_result(reward_name, reward_version, sample.id, scores, None))
-                else:  # a rule changed the sample's responses while scoring it
-                    results.append(self._checked(sample, scores, label))
-            except Exception as exc:  # a reward never takes the batch down
-                results.append(self._result(sample, None, describe_error(exc), label))
-        return results
+            return fused_pointwise_batch(self, samples, label)
+        return super()._evaluate_sync_batch(samples, label)
 
     async def _ascore(self, sample: Sample) -> list[ResponseScore]:
         async def one(index: int) -> ResponseScore:
@@ -539,10 +444,12 @@ __all__ = [
     "StepwiseReward",
     "describe_error",
     "error_score",
-    "response_steps",
+    "gc_paused",
     "response_score",
+    "response_steps",
     "reward_result",
     "run_sync",
     "score_value",
+    "trusted_model",
 ]
 
