@@ -386,9 +386,9 @@ def cached_rerun(server: Server, cache_path: Path, samples: Sequence[Sample], co
 PROFILE_PARTS: tuple[tuple[str, str, str], ...] = (
     ("rm_rewards/llm/client.py", "chat", "LLMClient.chat, all of it"),
     ("rm_rewards/llm/transport.py", "post", "  HTTP: aiohttp post and read (transport.post)"),
-    ("rm_rewards/llm/client.py", "_wire_json", "  request body to JSON"),
-    ("rm_rewards/llm/client.py", "_completion", "  answer JSON to a completion"),
-    ("rm_rewards/llm/client.py", "_key", "  cache key (canonical JSON + sha256)"),
+    ("rm_rewards/llm/wire.py", "wire_json", "  request body to JSON"),
+    ("rm_rewards/llm/wire.py", "read_completion", "  answer JSON to a completion"),
+    ("rm_rewards/llm/cache.py", "request_key", "  cache key (canonical JSON + sha256)"),
     ("rm_rewards/llm/cache.py", "aget", "  cache read"),
     ("rm_rewards/llm/cache.py", "aput", "  cache write"),
     ("rm_rewards/llm/structured.py", "parse_model", "  answer parsing into the output model"),

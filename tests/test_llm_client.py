@@ -15,7 +15,7 @@ import pytest
 
 from rm_rewards.core.kinds import run_sync
 from rm_rewards.core.schema import ChatMessage
-from rm_rewards.llm import LLMClient, LLMConfig, LLMError, TokenBucket, UsageSnapshot, UsageStats
+from rm_rewards.llm import LLMClient, LLMConfig, LLMError, TokenBucket, UsageSnapshot, UsageStats, retry, wire
 from rm_rewards.llm import client as client_module
 from rm_rewards.llm.client import normalise_messages, parse_retry_after
 from rm_rewards.llm.transport import HTTPReply, env_proxy_for
@@ -169,7 +169,7 @@ def test_parse_retry_after_forms() -> None:
 def test_backoff_grows_exponentially_with_jitter_and_a_ceiling(fake_openai, llm_config) -> None:
     client = LLMClient(llm_config(fake_openai, backoff_base_s=0.1, backoff_max_s=0.5))
     for attempt, (low, high) in {1: (0.05, 0.1), 2: (0.1, 0.2), 3: (0.2, 0.4), 6: (0.25, 0.5)}.items():
-        waits = [client._retry_wait(attempt, None) for _ in range(200)]
+        waits = [retry.retry_wait(client.config, attempt, None, client._random) for _ in range(200)]
         assert all(low <= w <= high for w in waits)
         assert len(set(waits)) > 100  # jittered, not a fixed schedule
 
@@ -313,8 +313,8 @@ def test_env_proxy_for_reads_the_scheme_then_all_proxy(monkeypatch) -> None:
 )
 def test_a_2xx_that_is_not_a_chat_completion_is_a_bad_response(llm_config, reply_, message) -> None:
     client = offline_client(llm_config)
-    with pytest.raises(client_module._AttemptFailed, match=re.escape(message)) as caught:
-        client._completion(reply_)
+    with pytest.raises(wire.AttemptFailed, match=re.escape(message)) as caught:
+        wire.read_completion(reply_, client._secrets)
     assert caught.value.reason == "bad_response"
 
 
@@ -323,7 +323,7 @@ def test_odd_usage_and_finish_fields_read_as_unknown(llm_config) -> None:
     body = (
         b'{"choices": [{"message": {"content": "hi"}, "finish_reason": 3}], "usage": {"prompt_tokens": "7"}}'
     )
-    completion = client._completion(HTTPReply(200, {}, body))
+    completion = wire.read_completion(HTTPReply(200, {}, body), client._secrets)
     assert (completion.content, completion.finish_reason, completion.usage.total_tokens) == ("hi", None, 0)
 
 
@@ -333,17 +333,17 @@ def test_error_text_is_redacted_before_it_is_cut(llm_config, padding) -> None:
     client = offline_client(llm_config)
     page = ("x" * padding + f" Authorization: Bearer {CANARY_API_KEY} " + "y" * 600).encode()
     for status_code, body in ((502, page), (200, b"<html>" + page)):
-        with pytest.raises(client_module._AttemptFailed) as caught:
-            client._completion(HTTPReply(status_code, {}, body))
+        with pytest.raises(wire.AttemptFailed) as caught:
+            wire.read_completion(HTTPReply(status_code, {}, body), client._secrets)
         assert CANARY_API_KEY[:8] not in caught.value.message
         assert len(caught.value.message) < 500
 
 
 def test_error_detail_prefers_openais_message_then_the_text() -> None:
-    assert client_module._error_detail(b'{"error": {"message": "model not loaded"}}') == "model not loaded"
-    assert client_module._error_detail(b'{"error": "overloaded"}') == "overloaded"
-    assert client_module._error_detail(b"<html>Bad gateway</html>") == "<html>Bad gateway</html>"
-    assert client_module._error_detail(b"") == "(no body)"
+    assert wire.error_detail(b'{"error": {"message": "model not loaded"}}') == "model not loaded"
+    assert wire.error_detail(b'{"error": "overloaded"}') == "overloaded"
+    assert wire.error_detail(b"<html>Bad gateway</html>") == "<html>Bad gateway</html>"
+    assert wire.error_detail(b"") == "(no body)"
 
 
 def test_tls_context_is_built_once_per_client(fake_openai, llm_config, monkeypatch) -> None:

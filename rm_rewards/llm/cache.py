@@ -30,6 +30,7 @@ per call). They still never make the loop wait on disk or on another process:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
@@ -41,6 +42,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
+
+from rm_rewards.llm.structured import SCHEMA_MEMO_SIZE, cached_schema
 
 # Bump when the key recipe below changes: old entries then simply stop matching.
 KEY_SCHEMA_VERSION = 1
@@ -137,6 +142,27 @@ def cache_key_from_json(
         )
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def request_key(
+    body: Mapping[str, Any], *, response_format_json: str, output_schema_json: str, template_version: str
+) -> str:
+    """`cache_key` of a request body as the client builds it (`wire.request_body`): everything but
+    model and messages is sampling; the format's and schema's canonical JSON come ready-made."""
+    return cache_key_from_json(
+        model=body["model"],
+        messages=body["messages"],
+        sampling={k: v for k, v in body.items() if k not in ("model", "messages")},
+        response_format_json=response_format_json,
+        output_schema_json=output_schema_json,
+        template_version=template_version,
+    )
+
+
+@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
+def schema_key_json(output_model: type[BaseModel]) -> str:
+    """The canonical JSON of an output model's schema, as keys hold it: made once per model."""
+    return canonical_json(cached_schema(output_model))
 
 
 @dataclass(frozen=True)
@@ -305,4 +331,6 @@ __all__ = [
     "cache_key",
     "cache_key_from_json",
     "canonical_json",
+    "request_key",
+    "schema_key_json",
 ]

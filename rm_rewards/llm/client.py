@@ -29,6 +29,10 @@ in request transforms and response models, six times a direct post (figures and 
 `transport`'s docstring). The request body is serialised here once per call, and the answer is
 read with `json.loads`; a 2xx body that is not a chat completion is a `bad_response`.
 
+Where the steps live: request building, reply reading and failure classification in `wire`; the
+retry and backoff decisions in `retry`; cache keys in `cache` (`request_key`); HTTP in `transport`.
+This module holds the client: per-loop sessions, the order of the steps, the counters.
+
 Event loops: HTTP sessions belong to the event loop that opened them, and `kinds.run_sync` runs
 every batch on a fresh loop. The client therefore keeps one SDK client, one chat transport and
 one concurrency semaphore per running loop, and closes them when the loop shuts down (see
@@ -39,11 +43,7 @@ all loops.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import functools
-import json
 import logging
-import math
 import random
 import ssl
 import sys
@@ -54,50 +54,27 @@ from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-import aiohttp
 import openai
 from pydantic import BaseModel
 from typing_extensions import Self
 
 from rm_rewards.core.schema import ChatMessage
-from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key_from_json, canonical_json
+from rm_rewards.llm import retry, wire
+from rm_rewards.llm.cache import CachedResponse, ResponseCache, request_key
 from rm_rewards.llm.config import LLMConfig
-from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
+from rm_rewards.llm.errors import LLMError
 from rm_rewards.llm.ratelimit import TokenBucket
-from rm_rewards.llm.structured import (
-    SCHEMA_MEMO_SIZE,
-    StructuredMode,
-    StructuredOutputError,
-    cached_response_format,
-    cached_schema,
-    parse_model,
-)
-from rm_rewards.llm.transport import ChatTransport, HTTPReply, sdk_ssl_context
+from rm_rewards.llm.retry import parse_retry_after
+from rm_rewards.llm.transport import ChatTransport, sdk_client, sdk_ssl_context
 from rm_rewards.llm.usage import UsageStats
+from rm_rewards.llm.wire import Completion, TokenUsage, normalise_messages
 
 log = logging.getLogger(__name__)
 
 # The SDK's read timeout normally fires first and names the failure precisely; the outer guard is
 # for servers that trickle bytes forever (each gap shorter than the read timeout).
 DEADLINE_GRACE_S = 0.1
-# Rough characters per token, for reserving tokens-per-minute before the server reports usage.
-CHARS_PER_TOKEN = 4
-# How much of an answer that is not JSON an error message quotes.
-PREVIEW_CHARS = 200
-# An error response's own message is kept up to LLMError's limit (after redaction, never before:
-# a cut could leave part of an echoed key).
-MAX_ERROR_DETAIL_CHARS = 400
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class TokenUsage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)
@@ -127,30 +104,6 @@ class ChatResult:
         if self.error is not None:
             raise self.error
         return self
-
-
-@dataclass(frozen=True)
-class _Completion:
-    content: str | None
-    finish_reason: str | None
-    usage: TokenUsage
-
-
-class _AttemptFailed(Exception):
-    """One HTTP attempt failed; `reason` decides whether it is retried."""
-
-    def __init__(
-        self,
-        reason: ErrorReason,
-        message: str,
-        status_code: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason: ErrorReason = reason
-        self.message = message
-        self.status_code = status_code
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -187,53 +140,16 @@ async def _within(seconds: float, awaitable: Awaitable[_T]) -> _T:
     return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - python 3.10
 
 
-def normalise_messages(messages: Sequence[ChatMessage | Mapping[str, Any]]) -> list[dict[str, str]]:
-    """`[{"role", "content"}]` dicts from ChatMessages or mappings; a bad entry names its index."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise TypeError(f"messages must be a list of chat messages, got {type(messages).__name__}")
-    if not messages:
-        raise ValueError("messages is empty: a chat call needs at least one message")
-    out = []
-    for index, message in enumerate(messages):
-        if isinstance(message, ChatMessage):
-            out.append({"role": message.role, "content": message.content})
-            continue
-        if not isinstance(message, Mapping):
-            raise TypeError(
-                f"messages[{index}]: expected a ChatMessage or a mapping, got {type(message).__name__}"
-            )
-        for name in ("role", "content"):
-            if not isinstance(message.get(name), str):
-                got = type(message.get(name)).__name__ if name in message else "nothing"
-                raise TypeError(f"messages[{index}].{name}: expected a string, got {got}")
-        out.append({"role": message["role"], "content": message["content"]})
-    return out
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
-    if not headers:
-        return None
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            value = float(milliseconds) / 1000
-            return value if math.isfinite(value) and value >= 0 else None
-        except ValueError:
-            pass
-    text = headers.get("retry-after")
-    if text is None:
-        return None
-    try:
-        value = float(text)
-        return value if math.isfinite(value) and value >= 0 else None
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
+def _cache_entry(result: ChatResult, model: str, template_version: str) -> CachedResponse:
+    return CachedResponse(
+        content=result.content or "",
+        finish_reason=result.finish_reason,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        model=model,
+        template_version=template_version,
+        created_at=time.time(),
+    )
 
 
 class LLMClient:
@@ -290,15 +206,13 @@ class LLMClient:
             state = self._states.get(loop)
         if state is not None:
             return state
-        sdk = self._new_sdk_client()
-        transport = ChatTransport(
-            sdk,
-            timeout_s=self.config.timeout_s,
-            max_connections=self._max_connections(),
-            ssl_context=self._tls(),
+        config, connections = self.config, max(100, self.config.max_concurrency)
+        sdk = sdk_client(
+            api_key=self._secrets[0], base_url=config.base_url, timeout_s=config.timeout_s, ssl_context=self._tls(),
+            max_connections=connections, max_keepalive=max(20, config.max_concurrency),
         )
-        slots = asyncio.Semaphore(self.config.max_concurrency)
-        state = _LoopState(sdk, transport, slots, _close_when_loop_ends(sdk, transport))
+        transport = ChatTransport(sdk, timeout_s=config.timeout_s, max_connections=connections, ssl_context=self._tls())
+        state = _LoopState(sdk, transport, asyncio.Semaphore(config.max_concurrency), _close_when_loop_ends(sdk, transport))
         await anext(state.closer)  # park the closer at its yield: the loop now knows about it
         with self._states_lock:
             self._forget_closed_loops()
@@ -307,31 +221,10 @@ class LLMClient:
             await state.closer.aclose()
         return winner
 
-    def _max_connections(self) -> int:
-        return max(100, self.config.max_concurrency)
-
     def _tls(self) -> ssl.SSLContext:
         if self._ssl_context is None:  # a race builds two equal contexts; either will do
             self._ssl_context = sdk_ssl_context()
         return self._ssl_context
-
-    def _new_sdk_client(self) -> openai.AsyncOpenAI:
-        limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)  # httpx.Limits or httpx2.Limits
-        http_client = openai.DefaultAioHttpClient(
-            timeout=self.config.timeout_s,
-            verify=self._tls(),
-            limits=limits_type(
-                max_connections=self._max_connections(),
-                max_keepalive_connections=max(20, self.config.max_concurrency),
-            ),
-        )
-        return openai.AsyncOpenAI(
-            api_key=self._secrets[0],
-            base_url=self.config.base_url,
-            timeout=self.config.timeout_s,
-            max_retries=0,  # ours are the only retries, so each is counted and backed off our way
-            http_client=http_client,
-        )
 
     # --- chat -------------------------------------------------------------------------------
 
@@ -361,22 +254,20 @@ class LLMClient:
         `use_cache=False` neither reads nor writes the cache.
         """
         started = time.monotonic()
-        body = self._request_body(
-            normalise_messages(messages), temperature, max_tokens, top_p, seed, stop, extra_body
+        body = wire.request_body(
+            self.config.model, normalise_messages(messages), temperature=temperature, max_tokens=max_tokens,
+            default_max_tokens=self.config.default_max_tokens, top_p=top_p, seed=seed, stop=stop,
+            extra_body=extra_body,
         )
-        if response_format is not None:
-            request_format = _explicit_format(response_format, output_model)
-        elif output_model is not None:
-            request_format = _model_format(output_model, self.config.structured_output)
-        else:
-            request_format = _NO_FORMAT
-        key = self._key(body, request_format, template_version)
+        request_format = wire.request_format(response_format, output_model, self.config.structured_output)
+        key = request_key(
+            body, response_format_json=request_format.key_json, output_schema_json=request_format.schema_key_json,
+            template_version=template_version,
+        )
         cache = self.cache if use_cache else None
         if cache is not None and (hit := await cache.aget(key)) is not None:
             self.stats.add(calls=1, cache_hits=1)
-            completion = _Completion(
-                hit.content, hit.finish_reason, TokenUsage(hit.prompt_tokens, hit.completion_tokens)
-            )
+            completion = Completion(hit.content, hit.finish_reason, TokenUsage(hit.prompt_tokens, hit.completion_tokens))
             return self._finish(completion, output_model, key, started, attempts=0, cached=True)
         if cache is None:
             return await self._ask(body, request_format, output_model, key, started, None, template_version)
@@ -403,7 +294,7 @@ class LLMClient:
     async def _ask(
         self,
         body: dict[str, Any],
-        request_format: Any,
+        request_format: wire.RequestFormat,
         output_model: type[BaseModel] | None,
         key: str,
         started: float,
@@ -414,10 +305,13 @@ class LLMClient:
         self.stats.add(calls=1, cache_misses=1)
         completion, attempts = await self._send_with_retries(body, request_format)
         if isinstance(completion, LLMError):
-            return self._failed(completion, key, started)
+            self.stats.add_failure(completion.reason)
+            log.warning("LLM call failed: %s", completion)
+            return ChatResult(content=None, error=completion, attempts=completion.attempts, cache_key=key,
+                              latency_s=time.monotonic() - started)
         result = self._finish(completion, output_model, key, started, attempts=attempts, cached=False)
         if cache is not None and result.ok:
-            await cache.aput(key, self._cache_entry(result, template_version))
+            await cache.aput(key, _cache_entry(result, self.config.model, template_version))
         return result
 
     async def chat_many(
@@ -432,106 +326,34 @@ class LLMClient:
         try:
             page = await asyncio.wait_for(state.sdk.models.list(), self.config.timeout_s + DEADLINE_GRACE_S)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one redacted, typed error
-            failure = self._classify(exc)
-            raise LLMError(
-                failure.reason, failure.message, status_code=failure.status_code, attempts=1
-            ) from None
+            raise wire.classify_failure(exc, self.config.timeout_s, self._secrets).to_error(1) from None
         return [model.id for model in page.data]
-
-    # --- request building -------------------------------------------------------------------
-
-    def _request_body(
-        self,
-        messages: list[dict[str, str]],
-        temperature: float,
-        max_tokens: int | None,
-        top_p: float | None,
-        seed: int | None,
-        stop: str | Sequence[str] | None,
-        extra_body: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
-        if max_tokens is not None and max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        body: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens or self.config.default_max_tokens,
-        }
-        if top_p is not None:
-            body["top_p"] = top_p
-        if seed is not None:
-            body["seed"] = seed
-        if stop is not None:
-            body["stop"] = stop if isinstance(stop, str) else list(stop)
-        if extra_body:
-            body["extra_body"] = dict(extra_body)
-        return body
-
-    @staticmethod
-    def _key(body: Mapping[str, Any], request_format: _Format, template_version: str) -> str:
-        """`cache.cache_key` of the request, with the format's canonical JSON made once per model."""
-        sampling = {k: v for k, v in body.items() if k not in ("model", "messages")}
-        return cache_key_from_json(
-            model=body["model"],
-            messages=body["messages"],
-            sampling=sampling,
-            response_format_json=request_format.key_json,
-            output_schema_json=request_format.schema_key_json,
-            template_version=template_version,
-        )
 
     # --- sending ----------------------------------------------------------------------------
 
     async def _send_with_retries(
-        self, body: dict[str, Any], request_format: _Format
-    ) -> tuple[_Completion | LLMError, int]:
-        payload = _wire_json(body, request_format)
+        self, body: dict[str, Any], request_format: wire.RequestFormat
+    ) -> tuple[Completion | LLMError, int]:
+        payload = wire.wire_json(body, request_format)
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._send_once(body, payload), attempt
-            except _AttemptFailed as failure:
-                if failure.reason not in RETRYABLE_REASONS:
-                    return self._error(failure, attempt), attempt
-                if attempt > self.config.max_retries:
-                    return self._error(failure, attempt, "; retries exhausted"), attempt
-                wait = self._retry_wait(attempt, failure.retry_after)
-                if wait is None:
-                    detail = f"; server asked to wait {failure.retry_after:.0f}s, more than max_retry_after_s"
-                    return self._error(failure, attempt, detail), attempt
+            except wire.AttemptFailed as failure:
+                wait = retry.decide(self.config, failure, attempt, self._random)
+                if isinstance(wait, LLMError):
+                    return wait, attempt
                 self.stats.add(retries=1)
-                log.info(
-                    "LLM %s (attempt %d): %s; retrying in %.2fs",
-                    failure.reason,
-                    attempt,
-                    failure.message,
-                    wait,
-                )
+                log.info("LLM %s (attempt %d): %s; retrying in %.2fs", failure.reason, attempt, failure.message, wait)
                 await asyncio.sleep(wait)
 
-    def _error(self, failure: _AttemptFailed, attempts: int, detail: str = "") -> LLMError:
-        return LLMError(
-            failure.reason, failure.message + detail, status_code=failure.status_code, attempts=attempts
-        )
-
-    def _retry_wait(self, attempt: int, retry_after: float | None) -> float | None:
-        """Seconds before retry number `attempt`; None when Retry-After is beyond what we accept."""
-        if retry_after is not None:
-            if retry_after > self.config.max_retry_after_s:
-                return None
-            # At least what the server asked, spread a little so a crowd does not return at once.
-            return retry_after * self._random.uniform(1.0, 1.1)
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
-        return ceiling / 2 + self._random.uniform(0, ceiling / 2)  # "equal jitter"
-
-    async def _send_once(self, body: dict[str, Any], payload: bytes) -> _Completion:
+    async def _send_once(self, body: dict[str, Any], payload: bytes) -> Completion:
         if self._rpm is not None:
             await self._rpm.acquire(1)
         reserved = 0
         if self._tpm is not None:
-            reserved = self._estimate_tokens(body)
+            reserved = wire.estimate_tokens(body)
             await self._tpm.acquire(reserved)
         state = await self._state()
         async with state.slots:
@@ -539,8 +361,8 @@ class LLMClient:
             try:
                 reply = await _within(self.config.timeout_s + DEADLINE_GRACE_S, state.transport.post(payload))
             except Exception as exc:  # noqa: BLE001 - classified; CancelledError is not an Exception
-                raise self._classify(exc) from None
-        completion = self._completion(reply)
+                raise wire.classify_failure(exc, self.config.timeout_s, self._secrets) from None
+        completion = wire.read_completion(reply, self._secrets)
         if self._tpm is not None:
             self._tpm.refund(reserved - completion.usage.total_tokens)
         self.stats.add(
@@ -548,58 +370,9 @@ class LLMClient:
         )
         return completion
 
-    @staticmethod
-    def _estimate_tokens(body: Mapping[str, Any]) -> int:
-        prompt_chars = sum(len(m["content"]) for m in body["messages"])
-        return prompt_chars // CHARS_PER_TOKEN + int(body["max_tokens"])
-
-    def _classify(self, exc: Exception) -> _AttemptFailed:
-        """Map whatever one attempt raised (aiohttp for chat, the SDK for `list_models`) to a reason
-        and a redacted message."""
-        root = _root_cause(exc)
-        # The SDK's aiohttp adapter reports a refused connection as a connect *timeout*.
-        refused = isinstance(root, OSError) and not isinstance(root, TimeoutError)
-        if isinstance(exc, (TimeoutError, asyncio.TimeoutError, openai.APITimeoutError)) and not refused:
-            return _AttemptFailed("timeout", f"no complete response within {self.config.timeout_s:g}s")
-        if isinstance(exc, (openai.APIConnectionError, aiohttp.ClientError, OSError)):
-            return _AttemptFailed("connection", self._clean(f"{type(root).__name__}: {root}"))
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            detail = exc.body.get("message") if isinstance(exc.body, dict) else None
-            message = self._clean(f"HTTP {status}: {detail or exc.message}")
-            return _AttemptFailed(
-                _status_reason(status), message, status, parse_retry_after(exc.response.headers)
-            )
-        return _AttemptFailed("bad_response", self._clean(f"{type(exc).__name__}: {exc}"))
-
-    def _clean(self, text: str) -> str:
-        return redact(" ".join(str(text).split()), self._secrets)
-
-    def _completion(self, reply: HTTPReply) -> _Completion:
-        """The chat completion in a reply, or `_AttemptFailed` saying why there is none."""
-        if reply.status >= 400:
-            detail = self._clean(_error_detail(reply.body))[:MAX_ERROR_DETAIL_CHARS]
-            retry_after = parse_retry_after(reply.headers)
-            raise _AttemptFailed(
-                _status_reason(reply.status), f"HTTP {reply.status}: {detail}", reply.status, retry_after
-            )
-        if not 200 <= reply.status < 300:
-            raise _AttemptFailed(
-                "bad_response", f"HTTP {reply.status} is not a chat completion", reply.status
-            )
-        try:
-            data = json.loads(reply.body)
-        except ValueError as exc:  # UnicodeDecodeError included
-            text = reply.body.decode("utf-8", errors="replace")
-            message = self._clean(f"the response is not JSON ({exc}): {text}")[:PREVIEW_CHARS]
-            raise _AttemptFailed("bad_response", message) from None
-        return _completion_from(data)
-
-    # --- results ----------------------------------------------------------------------------
-
     def _finish(
         self,
-        completion: _Completion,
+        completion: Completion,
         output_model: type[BaseModel] | None,
         key: str,
         started: float,
@@ -607,7 +380,7 @@ class LLMClient:
         attempts: int,
         cached: bool,
     ) -> ChatResult:
-        parsed, error = self._check_content(completion, output_model, attempts)
+        parsed, error = wire.check_content(completion, output_model, attempts, self._secrets)
         if error is not None:
             self.stats.add_failure(error.reason)
         return ChatResult(
@@ -621,165 +394,6 @@ class LLMClient:
             cache_key=key,
             latency_s=time.monotonic() - started,
         )
-
-    def _check_content(
-        self, completion: _Completion, output_model: type[BaseModel] | None, attempts: int
-    ) -> tuple[BaseModel | None, LLMError | None]:
-        """The parsed output model (None without one), or the error the content holds."""
-        if not completion.content or not completion.content.strip():
-            hint = (
-                " (finish_reason=length: max_tokens too small?)"
-                if completion.finish_reason == "length"
-                else ""
-            )
-            return None, LLMError("empty_content", f"the model returned no text{hint}", attempts=attempts)
-        if output_model is None:
-            return None, None
-        try:
-            return parse_model(completion.content, output_model), None
-        except StructuredOutputError as exc:
-            return None, LLMError("parse_error", self._clean(str(exc)), attempts=attempts)
-
-    def _failed(self, error: LLMError, key: str, started: float) -> ChatResult:
-        self.stats.add_failure(error.reason)
-        log.warning("LLM call failed: %s", error)
-        return ChatResult(
-            content=None,
-            error=error,
-            attempts=error.attempts,
-            cache_key=key,
-            latency_s=time.monotonic() - started,
-        )
-
-    def _cache_entry(self, result: ChatResult, template_version: str) -> CachedResponse:
-        return CachedResponse(
-            content=result.content or "",
-            finish_reason=result.finish_reason,
-            prompt_tokens=result.usage.prompt_tokens,
-            completion_tokens=result.usage.completion_tokens,
-            model=self.config.model,
-            template_version=template_version,
-            created_at=time.time(),
-        )
-
-
-@dataclass(frozen=True)
-class _Format:
-    """A request's `response_format` (None: none is sent) in the spellings the wire and the key use."""
-
-    wire_json: str | None  # as sent: compact, fields in the schema's own order (servers generate in it)
-    key_json: str  # canonical JSON for the cache key ("null": none)
-    schema_key_json: str  # canonical JSON of the output model's schema ("null": no model)
-
-
-_NO_FORMAT = _Format(None, "null", "null")
-
-
-# Request bodies as sent: compact, UTF-8 as is, no NaN (not JSON); one encoder for every call.
-_WIRE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _compact_json(value: Any) -> str:
-    try:
-        return _WIRE.encode(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the request cannot be sent as JSON: {exc}") from None
-
-
-@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
-def _model_format(output_model: type[BaseModel], mode: StructuredMode) -> _Format:
-    """The format asking for `output_model` in `mode`: serialised once per model, not per call."""
-    sent = cached_response_format(output_model, mode)
-    return _Format(
-        None if sent is None else _compact_json(sent), canonical_json(sent), _schema_key_json(output_model)
-    )
-
-
-@functools.lru_cache(maxsize=SCHEMA_MEMO_SIZE)
-def _schema_key_json(output_model: type[BaseModel]) -> str:
-    return canonical_json(cached_schema(output_model))
-
-
-def _explicit_format(response_format: Mapping[str, Any], output_model: type[BaseModel] | None) -> _Format:
-    """A caller's own `response_format`, sent as given (serialised per call: it may change)."""
-    sent = dict(response_format)
-    schema = "null" if output_model is None else _schema_key_json(output_model)
-    return _Format(_compact_json(sent), canonical_json(sent), schema)
-
-
-def _wire_json(body: Mapping[str, Any], request_format: _Format) -> bytes:
-    """The request body as sent: `extra_body` fields merged at the top level, over ours (as the
-    SDK does), and the response format's ready-made JSON spliced in unless `extra_body` set one."""
-    wire = {name: value for name, value in body.items() if name != "extra_body"}
-    wire.update(body.get("extra_body") or {})
-    text = _compact_json(wire)
-    if request_format.wire_json is not None and "response_format" not in wire:
-        text = f'{text[:-1]},"response_format":{request_format.wire_json}}}'
-    return text.encode("utf-8")
-
-
-def _error_detail(body: bytes) -> str:
-    """What an error response says: OpenAI's `error.message` (or a bare `error` string), else its text."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    error = data.get("error", data) if isinstance(data, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str) and error["message"].strip():
-        return error["message"]
-    if isinstance(error, str) and error.strip():
-        return error
-    return body.decode("utf-8", errors="replace").strip() or "(no body)"
-
-
-def _completion_from(data: Any) -> _Completion:
-    """Content, finish reason and token counts of a chat completion's JSON, checked field by field."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list) or not choices:
-        raise _AttemptFailed("bad_response", "the response has no choices")
-    choice = choices[0]
-    message = choice.get("message") if isinstance(choice, dict) else None
-    if not isinstance(message, dict):
-        raise _AttemptFailed("bad_response", "choices[0] has no message")
-    content = message.get("content")
-    if content is not None and not isinstance(content, str):
-        raise _AttemptFailed(
-            "bad_response", f"choices[0].message.content is {type(content).__name__}, not text"
-        )
-    finish_reason = choice.get("finish_reason")
-    usage = data.get("usage")
-    tokens = TokenUsage(_token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"))
-    return _Completion(content, finish_reason if isinstance(finish_reason, str) else None, tokens)
-
-
-def _token_count(usage: Any, name: str) -> int:
-    value = usage.get(name) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception behind the SDK's wrappers.
-
-    Needed because the SDK's aiohttp adapter (used by `list_models`) reports a refused connection
-    as a connect *timeout*; the OSError underneath says what really happened.
-    """
-    seen = {id(exc)}
-    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        exc = inner
-    return exc
-
-
-def _status_reason(status: int) -> ErrorReason:
-    if status == 429:
-        return "rate_limited"
-    if status == 408:
-        return "timeout"
-    if status == 409 or status >= 500:
-        return "server_error"
-    if status in (401, 403):
-        return "auth"
-    return "client_error"
 
 
 __all__ = ["ChatResult", "LLMClient", "TokenUsage", "normalise_messages", "parse_retry_after"]

@@ -59,6 +59,26 @@ def sdk_ssl_context() -> ssl.SSLContext:
     return httpx_module.create_ssl_context()
 
 
+def sdk_client(
+    *, api_key: str, base_url: str, timeout_s: float, ssl_context: ssl.SSLContext, max_connections: int,
+    max_keepalive: int,
+) -> openai.AsyncOpenAI:
+    """The SDK client of one event loop: `list_models`, and the URL and headers `ChatTransport` uses."""
+    limits_type = type(openai.DEFAULT_CONNECTION_LIMITS)  # httpx.Limits or httpx2.Limits
+    http_client = openai.DefaultAioHttpClient(
+        timeout=timeout_s,
+        verify=ssl_context,
+        limits=limits_type(max_connections=max_connections, max_keepalive_connections=max_keepalive),
+    )
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout_s,
+        max_retries=0,  # the client's are the only retries, so each is counted and backed off its way
+        http_client=http_client,
+    )
+
+
 def sdk_headers(sdk: openai.AsyncOpenAI) -> dict[str, str]:
     """The headers the SDK sends with every request, its `Authorization` included.
 
@@ -118,4 +138,6 @@ class ChatTransport:
         await self._session.close()
 
 
-__all__ = ["CHAT_PATH", "ChatTransport", "HTTPReply", "env_proxy_for", "sdk_headers", "sdk_ssl_context"]
+__all__ = [
+    "CHAT_PATH", "ChatTransport", "HTTPReply", "env_proxy_for", "sdk_client", "sdk_headers", "sdk_ssl_context",
+]
