@@ -56,14 +56,18 @@ def trusted_model(cls: type[ModelT], values: dict, fields_set: frozenset[str] | 
 def float_score(value: float) -> ResponseScore:
     """What `model_construct` builds for a finite float score: other fields at their defaults, all set."""
     return trusted_model(
-        ResponseScore, {"score": value, "reason": "", "dimensions": {}, "steps": None, "error": None}, _ALL_SCORE_FIELDS
+        ResponseScore,
+        {"score": value, "reason": "", "dimensions": {}, "steps": None, "error": None},
+        _ALL_SCORE_FIELDS,
     )
 
 
 def error_score(message: str) -> ResponseScore:
     """A score that is an error: no value, `message` as the error, every field set."""
     return trusted_model(
-        ResponseScore, {"score": None, "reason": "", "dimensions": {}, "steps": None, "error": message}, _ALL_SCORE_FIELDS
+        ResponseScore,
+        {"score": None, "reason": "", "dimensions": {}, "steps": None, "error": message},
+        _ALL_SCORE_FIELDS,
     )
 
 
@@ -75,7 +79,9 @@ def response_score(score: float, reason: str) -> ResponseScore:
     """
     if type(score) is float and score - score == 0.0 and type(reason) is str:  # finite
         return trusted_model(
-            ResponseScore, {"score": score, "reason": reason, "dimensions": {}, "steps": None, "error": None}, _REASON_SET
+            ResponseScore,
+            {"score": score, "reason": reason, "dimensions": {}, "steps": None, "error": None},
+            _REASON_SET,
         )
     return ResponseScore(score=score, reason=reason)
 
@@ -98,7 +104,9 @@ def reward_result(
     )
 
 
-def fused_pointwise_batch(reward: PointwiseReward, samples: Sequence[Sample], label: tuple[str, str]) -> list[RewardResult]:
+def fused_pointwise_batch(
+    reward: PointwiseReward, samples: Sequence[Sample], label: tuple[str, str]
+) -> list[RewardResult]:
     """`_evaluate_sync` → `_score` → `_checked` → `_result` over a batch, fused into one loop.
 
     The same results (same errors, same isolation per response and per sample) for a pointwise

@@ -207,12 +207,14 @@ class LLMClient:
         if state is not None:
             return state
         config, connections = self.config, max(100, self.config.max_concurrency)
+        tls, timeout_s = self._tls(), config.timeout_s
         sdk = sdk_client(
-            api_key=self._secrets[0], base_url=config.base_url, timeout_s=config.timeout_s, ssl_context=self._tls(),
+            api_key=self._secrets[0], base_url=config.base_url, timeout_s=timeout_s, ssl_context=tls,
             max_connections=connections, max_keepalive=max(20, config.max_concurrency),
         )
-        transport = ChatTransport(sdk, timeout_s=config.timeout_s, max_connections=connections, ssl_context=self._tls())
-        state = _LoopState(sdk, transport, asyncio.Semaphore(config.max_concurrency), _close_when_loop_ends(sdk, transport))
+        transport = ChatTransport(sdk, timeout_s=timeout_s, max_connections=connections, ssl_context=tls)
+        slots = asyncio.Semaphore(config.max_concurrency)
+        state = _LoopState(sdk, transport, slots, _close_when_loop_ends(sdk, transport))
         await anext(state.closer)  # park the closer at its yield: the loop now knows about it
         with self._states_lock:
             self._forget_closed_loops()
@@ -261,13 +263,14 @@ class LLMClient:
         )
         request_format = wire.request_format(response_format, output_model, self.config.structured_output)
         key = request_key(
-            body, response_format_json=request_format.key_json, output_schema_json=request_format.schema_key_json,
-            template_version=template_version,
+            body, response_format_json=request_format.key_json,
+            output_schema_json=request_format.schema_key_json, template_version=template_version,
         )
         cache = self.cache if use_cache else None
         if cache is not None and (hit := await cache.aget(key)) is not None:
             self.stats.add(calls=1, cache_hits=1)
-            completion = Completion(hit.content, hit.finish_reason, TokenUsage(hit.prompt_tokens, hit.completion_tokens))
+            usage = TokenUsage(hit.prompt_tokens, hit.completion_tokens)
+            completion = Completion(hit.content, hit.finish_reason, usage)
             return self._finish(completion, output_model, key, started, attempts=0, cached=True)
         if cache is None:
             return await self._ask(body, request_format, output_model, key, started, None, template_version)
@@ -345,7 +348,8 @@ class LLMClient:
                 if isinstance(wait, LLMError):
                     return wait, attempt
                 self.stats.add(retries=1)
-                log.info("LLM %s (attempt %d): %s; retrying in %.2fs", failure.reason, attempt, failure.message, wait)
+                reason, message = failure.reason, failure.message
+                log.info("LLM %s (attempt %d): %s; retrying in %.2fs", reason, attempt, message, wait)
                 await asyncio.sleep(wait)
 
     async def _send_once(self, body: dict[str, Any], payload: bytes) -> Completion:

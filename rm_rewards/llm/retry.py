@@ -48,7 +48,9 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-def retry_wait(config: LLMConfig, attempt: int, retry_after: float | None, rng: random.Random) -> float | None:
+def retry_wait(
+    config: LLMConfig, attempt: int, retry_after: float | None, rng: random.Random
+) -> float | None:
     """Seconds before retry number `attempt`; None when Retry-After is beyond what we accept."""
     if retry_after is not None:
         if retry_after > config.max_retry_after_s:

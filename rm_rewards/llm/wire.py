@@ -197,7 +197,9 @@ def _model_format(output_model: type[BaseModel], mode: StructuredMode) -> Reques
     )
 
 
-def _explicit_format(response_format: Mapping[str, Any], output_model: type[BaseModel] | None) -> RequestFormat:
+def _explicit_format(
+    response_format: Mapping[str, Any], output_model: type[BaseModel] | None
+) -> RequestFormat:
     """A caller's own `response_format`, sent as given (serialised per call: it may change)."""
     sent = dict(response_format)
     schema = "null" if output_model is None else schema_key_json(output_model)
@@ -223,7 +225,9 @@ def read_completion(reply: HTTPReply, secrets: tuple[str, ...]) -> Completion:
     if reply.status >= 400:
         detail = clean(error_detail(reply.body), secrets)[:MAX_ERROR_DETAIL_CHARS]
         retry_after = parse_retry_after(reply.headers)
-        raise AttemptFailed(status_reason(reply.status), f"HTTP {reply.status}: {detail}", reply.status, retry_after)
+        raise AttemptFailed(
+            status_reason(reply.status), f"HTTP {reply.status}: {detail}", reply.status, retry_after
+        )
     if not 200 <= reply.status < 300:
         raise AttemptFailed("bad_response", f"HTTP {reply.status} is not a chat completion", reply.status)
     try:
@@ -260,7 +264,9 @@ def completion_from(data: Any) -> Completion:
         raise AttemptFailed("bad_response", "choices[0] has no message")
     content = message.get("content")
     if content is not None and not isinstance(content, str):
-        raise AttemptFailed("bad_response", f"choices[0].message.content is {type(content).__name__}, not text")
+        raise AttemptFailed(
+            "bad_response", f"choices[0].message.content is {type(content).__name__}, not text"
+        )
     finish_reason = choice.get("finish_reason")
     usage = data.get("usage")
     tokens = TokenUsage(_token_count(usage, "prompt_tokens"), _token_count(usage, "completion_tokens"))
@@ -277,7 +283,9 @@ def check_content(
 ) -> tuple[BaseModel | None, LLMError | None]:
     """The parsed output model (None without one), or the error the content holds."""
     if not completion.content or not completion.content.strip():
-        hint = " (finish_reason=length: max_tokens too small?)" if completion.finish_reason == "length" else ""
+        hint = (
+            " (finish_reason=length: max_tokens too small?)" if completion.finish_reason == "length" else ""
+        )
         return None, LLMError("empty_content", f"the model returned no text{hint}", attempts=attempts)
     if output_model is None:
         return None, None
