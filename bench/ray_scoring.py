@@ -37,6 +37,7 @@ from rm_resources.ray_scoring import LOCAL_OBJECT_STORE_BYTES, RayScoring, score
 from rm_rewards.core.apply import apply_rewards, rule_rewards  # noqa: E402
 from rm_rewards.core.schema import Sample  # noqa: E402
 from rm_rewards.datasets.convert import convert_rows  # noqa: E402
+from tests.support.measure import process_tree_cpu_s  # noqa: E402
 
 
 def partition_samples(dataset: str, copies: int) -> list[Sample]:
@@ -47,27 +48,11 @@ def partition_samples(dataset: str, copies: int) -> list[Sample]:
     return [s.model_copy(update={"id": f"{s.id}#{k}"}) for k in range(copies) for s in samples]
 
 
-def tree_cpu_s() -> float:
-    """CPU seconds used so far by this process and every live descendant (local Ray's GCS,
-    raylet and workers are descendants; a process that ended between two readings is missed)."""
-    import psutil
-
-    total = 0.0
-    root = psutil.Process()
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def timed(run) -> tuple[float, float, list]:
     """(wall s, CPU s of the process tree, the run's value)."""
-    cpu, started = tree_cpu_s(), time.perf_counter()
+    cpu, started = process_tree_cpu_s(), time.perf_counter()
     results = run()
-    return time.perf_counter() - started, tree_cpu_s() - cpu, results
+    return time.perf_counter() - started, process_tree_cpu_s() - cpu, results
 
 
 def _fingerprint(results) -> list:

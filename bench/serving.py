@@ -53,6 +53,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.measure import process_tree_cpu_s  # noqa: E402
+
 OUT = REPO_ROOT / "bench" / "out"
 MAX_LENGTH = 128  # the trainer's default max length (and make run's)
 
@@ -151,30 +153,6 @@ def serve_baseline(args: argparse.Namespace) -> None:
 
 
 # --- the load ---------------------------------------------------------------------------------------
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of `pid` and every live descendant so far (a process that ended in between is missed)."""
-    import psutil
-
-    total = 0.0
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
-def own_cpu_s() -> float:
-    times = os.times()
-    return times.user + times.system
 
 
 async def closed_loop(url: str, bodies: list[bytes], expected: list[float] | None, concurrency: int,
@@ -278,10 +256,10 @@ def measure(server: Server, bodies: list[bytes], expected: list[float] | None, l
         asyncio.run(closed_loop(f"{server.url}/get_reward", bodies, expected, c, 2 * c, offset))  # warm-up
         offset += 2 * c
         n = requests[c]
-        server_cpu, client_cpu = tree_cpu_s(server.process.pid), own_cpu_s()
+        server_cpu, client_cpu = process_tree_cpu_s(server.process.pid), time.process_time()
         load = os.getloadavg()[0]
         wall, latencies, wrong = asyncio.run(closed_loop(f"{server.url}/get_reward", bodies, expected, c, n, offset))
-        server_cpu, client_cpu = tree_cpu_s(server.process.pid) - server_cpu, own_cpu_s() - client_cpu
+        server_cpu, client_cpu = process_tree_cpu_s(server.process.pid) - server_cpu, time.process_time() - client_cpu
         offset += n
         if wrong:
             raise RuntimeError(f"{server.kind} c={c}: {wrong} of {n} rewards differ from the offline scores")
