@@ -50,7 +50,7 @@ run: install
 	$(BIN)/rmforge run
 
 test: validate lint $(VERL_STAMP) browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 # The edit-test loop: lint and every test that needs none of the llama.cpp server, the verl venv or
 # the browser, and is not marked slow (markers in pyproject.toml). `make test` runs everything.
