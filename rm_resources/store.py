@@ -317,8 +317,13 @@ class Store:
         self.replace_partitions([(table, partition, frame, where)])
         return len(frame)
 
-    def replace_partitions(self, writes: list[tuple[str, str, Any, Mapping[str, str] | None]]) -> None:
-        """Several partition replacements in one transaction (e.g. samples and their quarantine)."""
+    def replace_partitions(
+        self,
+        writes: list[tuple[str, str, Any, Mapping[str, str] | None]],
+        appends: Sequence[tuple[str, str, Any]] = (),
+    ) -> None:
+        """Several partition replacements in one transaction (e.g. samples and their quarantine),
+        and `appends` (table, partition, frame: history rows) in the same transaction."""
         with self.connect() as connection:
             connection.execute("BEGIN TRANSACTION")
             try:
@@ -329,6 +334,10 @@ class Store:
                     where_sql = " AND ".join(f'"{c}" = ?' for c in conditions)
                     connection.execute(f'DELETE FROM "{table}" WHERE {where_sql}', list(conditions.values()))
                     connection.register("incoming_rows", frame)
+                    connection.execute(f'INSERT INTO "{table}" SELECT * FROM incoming_rows')
+                    connection.unregister("incoming_rows")
+                for table, partition, frame in appends:
+                    connection.register("incoming_rows", _shaped(table, partition, frame))
                     connection.execute(f'INSERT INTO "{table}" SELECT * FROM incoming_rows')
                     connection.unregister("incoming_rows")
                 connection.execute("COMMIT")
@@ -824,7 +833,6 @@ class Store:
             checkpoint_path=checkpoint_path, run_id=run_id,
         )
         scores = scores.reindex(columns=table_columns("benchmark_scores"))
-        self.replace_partition("benchmark_scores", partition, scores, where={"asset": asset})
         summary = {
             "asset": asset, "benchmark": result.benchmark, "model_key": result.model_key,
             "headline_metric": result.headline_metric, "headline": result.headline,
@@ -833,7 +841,13 @@ class Store:
             "status": status, "note": note, "summary_json": json.dumps(result.summary()),
             "created_at": pd.Timestamp.now(tz="UTC").tz_localize(None), "run_id": run_id,
         }
-        self.append("benchmark_summaries", partition, pd.DataFrame([summary], columns=table_columns("benchmark_summaries")))
+        # One transaction: a kill between the scores and their summary row would leave a report the
+        # leaderboard cannot see and the next report would be compared with the one before it.
+        self.replace_partitions(
+            [("benchmark_scores", partition, scores, {"asset": asset})],
+            appends=[("benchmark_summaries", partition,
+                      pd.DataFrame([summary], columns=table_columns("benchmark_summaries")))],
+        )
         return scores
 
     def recent_summaries(self, asset: str, partition: str, limit: int = 2) -> list[dict[str, Any]]:

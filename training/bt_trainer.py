@@ -271,14 +271,18 @@ def write_checkpoint(
         _unwrap(model).save_pretrained(directory)
         tokenizer.save_pretrained(directory)
     if optimizer is not None:
+        # Written last and renamed into place: `latest_checkpoint` takes a folder with this file as
+        # resumable, so a kill mid-save must leave no half-written one (the weights are saved above).
+        partial = directory / (TRAINER_STATE_FILE + ".partial")
         torch.save(
             {
                 "state": state.__dict__,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
             },
-            directory / TRAINER_STATE_FILE,
+            partial,
         )
+        os.replace(partial, directory / TRAINER_STATE_FILE)
     record = {
         "config": config.model_dump(mode="json"),
         "text_template": TEXT_TEMPLATE,
