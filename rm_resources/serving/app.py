@@ -170,14 +170,13 @@ def build_app(spec: ModelSpec, settings: ServeSettings):
 
 
 def start(spec: ModelSpec, settings: ServeSettings, *, address: str | None = None) -> str:
-    """Start Ray (RMFORGE_RAY_ADDRESS or `address`: that cluster; else a small local Ray), Serve on
-    host:port, and the application; returns its base URL once the replicas are up."""
+    """Start Ray (`address`: that cluster, from the RMFORGE_RAY_ADDRESS setting; else a small local
+    Ray), Serve on host:port, and the application; returns its base URL once the replicas are up."""
     import logging
 
     import ray
     from ray import serve
 
-    address = address or os.environ.get("RMFORGE_RAY_ADDRESS") or None
     if not ray.is_initialized():
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         if address:
