@@ -39,9 +39,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rm_rewards.benchmarks import BenchmarkItem, load_benchmark, score_benchmark
 from rm_rewards.benchmarks.consistency import JudgedPair
 from rm_rewards.benchmarks.evaluate import evaluate
+from rm_rewards.benchmarks.items import BenchmarkItem
+from rm_rewards.benchmarks.loaders import load_benchmark
+from rm_rewards.benchmarks.metrics import score_benchmark
 from rm_rewards.benchmarks.pair_judging import pair_outcomes, pairs_for_item, report_from_pair_outcomes
 from training.bt_scoring import score_texts, score_with_checkpoint
 from training.data import render_text

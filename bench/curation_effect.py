@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rm_assets.partitions import BENCHMARKS  # noqa: E402
 from rm_resources.store import Store  # noqa: E402
 from rm_resources.warehouse import default_database  # noqa: E402
-from rm_rewards.benchmarks import CheckpointModel, evaluate_model, load_benchmark  # noqa: E402
+from rm_rewards.benchmarks.evaluate import evaluate_model  # noqa: E402
+from rm_rewards.benchmarks.loaders import load_benchmark  # noqa: E402
+from rm_rewards.benchmarks.model_keys import CheckpointModel  # noqa: E402
 from training.bt_scoring import score_with_checkpoint
 from training.bt_trainer import train  # noqa: E402
 from training.config import BTTrainConfig  # noqa: E402

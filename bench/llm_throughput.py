@@ -70,7 +70,9 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
 from rm_rewards.core import registry
 from rm_rewards.core.schema import ChatMessage, Response, RewardResult, Sample
 from rm_rewards.datasets.bundled import bundled_path
-from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
+from rm_rewards.llm.cache import ResponseCache
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.config import LLMConfig
 from tests.support.fake_openai import ProcessFakeOpenAI, reply
 
 PEER_PYTHON = REPO_ROOT / ".venvs" / "rm-gallery" / "bin" / "python"

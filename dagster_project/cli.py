@@ -282,7 +282,7 @@ def _report_partitions(run_key: str | None, *, skip_llm: bool, datasets: list[st
     import dagster as dg
 
     from rm_assets.partitions import BENCHMARKS
-    from rm_rewards.benchmarks import parse_model_key
+    from rm_rewards.benchmarks.model_keys import parse_model_key
 
     plan = []
     for benchmark in BENCHMARKS:

@@ -245,7 +245,7 @@ def _benchmark_files(value: str) -> dict[str, tuple[str, ...]]:
 
 
 def _check_model_key(key: str) -> str:
-    from rm_rewards.benchmarks import parse_model_key
+    from rm_rewards.benchmarks.model_keys import parse_model_key
 
     if parse_model_key(key).prefix not in ("reward", "judge"):
         raise ValueError(f"{key!r} is not a rule or judge key; checkpoints and principle judges are "

@@ -41,7 +41,7 @@ class LLMClientResource(dg.ConfigurableResource):
     _client: Any = PrivateAttr(default=None)
 
     def _config(self):
-        from rm_rewards.llm import LLMConfig
+        from rm_rewards.llm.config import LLMConfig
 
         base_url, model = self.base_url, self.model
         if not base_url or not model:
@@ -66,7 +66,8 @@ class LLMClientResource(dg.ConfigurableResource):
     def get_client(self):
         """One client per step process; its stats count this process's calls and tokens."""
         if self._client is None:
-            from rm_rewards.llm import LLMClient, ResponseCache
+            from rm_rewards.llm.cache import ResponseCache
+            from rm_rewards.llm.client import LLMClient
 
             path = default_cache_path() if self.cache_path is None else self.cache_path
             cache = None

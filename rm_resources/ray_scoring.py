@@ -223,7 +223,7 @@ def worker_llm_settings(config, workers: int) -> dict[str, Any]:
 
 
 def _needs_key(config) -> bool:
-    from rm_rewards.llm import LLMConfig
+    from rm_rewards.llm.config import LLMConfig
 
     return config.api_key.get_secret_value() != LLMConfig.model_fields["api_key"].default.get_secret_value()
 
@@ -261,7 +261,9 @@ def add_usage(snapshots) -> Any:
 def _judge_batch(batch, settings: dict, cache_path: str | None, needs_key: bool, principles: dict):
     """In a Ray worker: a client of its own (key from this worker's environment), the judges, the
     batch; returns the results and what the calls cost."""
-    from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
+    from rm_rewards.llm.cache import ResponseCache
+    from rm_rewards.llm.client import LLMClient
+    from rm_rewards.llm.config import LLMConfig
 
     key = os.environ.get(API_KEY_ENV) if needs_key else None
     if needs_key and not key:

@@ -49,7 +49,7 @@ def fake_openai_process(_process_fake_openai: Any) -> Any:
 def llm_config() -> Callable[..., Any]:
     """`llm_config(server, **overrides)`: an LLMConfig for the fake server with test-speed defaults
     (short timeout, millisecond backoff) and the canary key."""
-    from rm_rewards.llm import LLMConfig
+    from rm_rewards.llm.config import LLMConfig
 
     def make(server: Any, **overrides: Any) -> LLMConfig:
         settings: dict[str, Any] = {

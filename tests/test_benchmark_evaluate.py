@@ -16,23 +16,6 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
-from rm_rewards.benchmarks import (
-    PRINCIPLES_DEFAULT,
-    PRINCIPLES_LEARNED,
-    BenchmarkItem,
-    CheckpointModel,
-    PrinciplesModel,
-    RewardModel,
-    checkpoint_key,
-    item_to_sample,
-    load_benchmark,
-    model_from_key,
-    model_kind,
-    parse_evaluated_model,
-    parse_model_key,
-    principles_key,
-    score_benchmark,
-)
 from rm_rewards.benchmarks.evaluate import (
     NOT_APPLICABLE,
     aevaluate,
@@ -40,11 +23,27 @@ from rm_rewards.benchmarks.evaluate import (
     evaluate,
     evaluate_model,
 )
+from rm_rewards.benchmarks.items import BenchmarkItem, item_to_sample
+from rm_rewards.benchmarks.loaders import load_benchmark
+from rm_rewards.benchmarks.metrics import score_benchmark
+from rm_rewards.benchmarks.model_keys import (
+    PRINCIPLES_DEFAULT,
+    PRINCIPLES_LEARNED,
+    CheckpointModel,
+    PrinciplesModel,
+    RewardModel,
+    checkpoint_key,
+    model_from_key,
+    model_kind,
+    parse_evaluated_model,
+    parse_model_key,
+    principles_key,
+)
 from rm_rewards.benchmarks.pair_judging import TIES_UNSUPPORTED
 from rm_rewards.core import registry
 from rm_rewards.core.kinds import PairwiseReward, PairwiseVerdict, PointwiseReward
 from rm_rewards.core.schema import Sample
-from rm_rewards.llm import LLMClient
+from rm_rewards.llm.client import LLMClient
 
 BENCHMARKS = ("rm_bench", "reward_bench_2", "rmb_pairwise", "rmb_bon")
 

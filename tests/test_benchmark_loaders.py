@@ -9,13 +9,8 @@ from typing import Any
 
 import pytest
 
-from rm_rewards.benchmarks import (
-    BenchmarkFormatError,
-    items_to_samples,
-    load_benchmark,
-    load_files,
-    load_from_hub,
-)
+from rm_rewards.benchmarks.items import items_to_samples
+from rm_rewards.benchmarks.loaders import BenchmarkFormatError, load_benchmark, load_files, load_from_hub
 from rm_rewards.datasets.bundled import bundled_path
 
 

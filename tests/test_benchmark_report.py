@@ -9,8 +9,9 @@ import re
 import pytest
 from PIL import Image
 
-from rm_rewards.benchmarks import BenchmarkItem, load_benchmark
 from rm_rewards.benchmarks.evaluate import EvaluationResult, RewardModel, evaluate, evaluate_model
+from rm_rewards.benchmarks.items import BenchmarkItem
+from rm_rewards.benchmarks.loaders import load_benchmark
 from rm_rewards.benchmarks.report_render import (
     MAX_PNG_BYTES,
     bar_series,

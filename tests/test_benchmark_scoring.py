@@ -6,14 +6,8 @@ import math
 
 import pytest
 
-from rm_rewards.benchmarks import (
-    BenchmarkItem,
-    item_to_sample,
-    items_to_samples,
-    score_benchmark,
-    scores_from_results,
-)
-from rm_rewards.benchmarks.metrics import best_of_k_credit
+from rm_rewards.benchmarks.items import BenchmarkItem, item_to_sample, items_to_samples, scores_from_results
+from rm_rewards.benchmarks.metrics import best_of_k_credit, score_benchmark
 from rm_rewards.core.schema import ChatMessage, ResponseScore, RewardResult
 
 PROMPT = [ChatMessage(role="user", content="q")]

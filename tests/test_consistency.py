@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rm_rewards.benchmarks import JudgedPair, consistency_report
+from rm_rewards.benchmarks.consistency import JudgedPair, consistency_report
 from rm_rewards.core.kinds import PairwiseVerdict
 
 

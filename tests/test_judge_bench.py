@@ -13,28 +13,27 @@ from typing import Any
 
 import pytest
 
-from rm_rewards.benchmarks import (
-    NoBenchmarkSource,
-    RewardModel,
-    aevaluate_model,
-    benchmark_source,
-    evaluate,
-    load_benchmark,
-    load_files,
-    load_from_hub,
-    score_benchmark,
-)
+from rm_rewards.benchmarks.evaluate import aevaluate_model, evaluate
 from rm_rewards.benchmarks.judge_bench import (
     category_of,
     flip,
     judge_bench_report,
     pair_sum,
 )
-from rm_rewards.benchmarks.loaders import BenchmarkFormatError
+from rm_rewards.benchmarks.loaders import (
+    BenchmarkFormatError,
+    NoBenchmarkSource,
+    benchmark_source,
+    load_benchmark,
+    load_files,
+    load_from_hub,
+)
+from rm_rewards.benchmarks.metrics import score_benchmark
+from rm_rewards.benchmarks.model_keys import RewardModel
 from rm_rewards.core import registry
 from rm_rewards.core.kinds import PairwiseReward, PairwiseVerdict
 from rm_rewards.core.schema import Sample
-from rm_rewards.llm import LLMClient
+from rm_rewards.llm.client import LLMClient
 
 GPT, CLAUDE = "gpt-4o-2024-05-13", "claude-3-5-sonnet-20240620"
 

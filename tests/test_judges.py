@@ -34,7 +34,9 @@ from rm_rewards.judging.templates import (
     pointwise_output_model,
     stepwise_output_model,
 )
-from rm_rewards.llm import LLMClient, ResponseCache, StructuredOutputError, parse_model
+from rm_rewards.llm.cache import ResponseCache
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.structured import StructuredOutputError, parse_model
 from tests.support.fake_openai import reply, status
 
 PRINCIPLES = ["Be correct.", "Be concise.", "Be kind."]

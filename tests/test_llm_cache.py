@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from rm_rewards.llm import CachedResponse, LLMClient, ResponseCache, cache_key, response_format_for
 from rm_rewards.llm import cache as cache_module
-from rm_rewards.llm.cache import cache_key_from_json, canonical_json
+from rm_rewards.llm.cache import CachedResponse, ResponseCache, cache_key, cache_key_from_json, canonical_json
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.structured import response_format_for
 from tests.conftest import CANARY_API_KEY
 from tests.support.fake_openai import reply, status
 
@@ -348,7 +349,9 @@ def test_the_key_is_not_stored(fake_openai, llm_config, cache) -> None:
 _CHILD = textwrap.dedent(
     """
     import asyncio, json, sys
-    from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
+    from rm_rewards.llm.cache import ResponseCache
+    from rm_rewards.llm.client import LLMClient
+    from rm_rewards.llm.config import LLMConfig
 
     base_url, cache_path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     client = LLMClient(LLMConfig(base_url=base_url, model="fake-model"), ResponseCache(cache_path))
@@ -394,7 +397,8 @@ def test_identical_concurrent_calls_share_one_request(fake_openai, llm_config, t
     """The A/B-swapped copy of a pair asks the same prompts at the same moment: one request each."""
     import asyncio
 
-    from rm_rewards.llm import LLMClient, ResponseCache
+    from rm_rewards.llm.cache import ResponseCache
+    from rm_rewards.llm.client import LLMClient
     from tests.support.fake_openai import reply
 
     fake_openai.set_latency(0.2)
@@ -417,7 +421,8 @@ def test_identical_concurrent_calls_share_one_request(fake_openai, llm_config, t
 def test_a_failed_call_is_not_shared_with_identical_waiters(fake_openai, llm_config, tmp_path) -> None:
     import asyncio
 
-    from rm_rewards.llm import LLMClient, ResponseCache
+    from rm_rewards.llm.cache import ResponseCache
+    from rm_rewards.llm.client import LLMClient
     from tests.support.fake_openai import reply, status
 
     fake_openai.set_latency(0.1)

@@ -15,10 +15,14 @@ import pytest
 
 from rm_rewards.core.kinds import run_sync
 from rm_rewards.core.schema import ChatMessage
-from rm_rewards.llm import LLMClient, LLMConfig, LLMError, TokenBucket, UsageSnapshot, UsageStats, retry, wire
 from rm_rewards.llm import client as client_module
-from rm_rewards.llm.client import normalise_messages, parse_retry_after
+from rm_rewards.llm import retry, wire
+from rm_rewards.llm.client import LLMClient, normalise_messages, parse_retry_after
+from rm_rewards.llm.config import LLMConfig
+from rm_rewards.llm.errors import LLMError
+from rm_rewards.llm.ratelimit import TokenBucket
 from rm_rewards.llm.transport import HTTPReply, env_proxy_for
+from rm_rewards.llm.usage import UsageSnapshot, UsageStats
 from tests.conftest import CANARY_API_KEY
 from tests.support.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
 

@@ -24,7 +24,7 @@ from rm_rewards.judging.principles import (
     generate_principles,
     principle_set_id,
 )
-from rm_rewards.llm import LLMClient
+from rm_rewards.llm.client import LLMClient
 from tests.support.fake_openai import reply, status
 
 ANSWER_RE = re.compile(r'<answer label="([^"]+)">\n(.*?)\n</answer>', re.DOTALL)

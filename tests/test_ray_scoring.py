@@ -38,7 +38,9 @@ from rm_rewards.core.apply import apply_rewards, contiguous_batches, merge_batch
 from rm_rewards.core.kinds import PointwiseReward
 from rm_rewards.core.schema import ResponseScore, Sample
 from rm_rewards.datasets.convert import convert_rows
-from rm_rewards.llm import LLMClient, LLMConfig, ResponseCache
+from rm_rewards.llm.cache import ResponseCache
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.config import LLMConfig
 from tests.conftest import CANARY_API_KEY
 from tests.test_judging_assets import model_responder
 from tests.test_rules_code import make_sample

@@ -19,7 +19,7 @@ from rm_rewards.core.kinds import PointwiseReward
 from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.judging.judges import PointwiseJudge
 from rm_rewards.judging.refinement import RefinementSettings, arefine_sample, refine_batch, refined_sample
-from rm_rewards.llm import LLMClient
+from rm_rewards.llm.client import LLMClient
 from tests.support.fake_openai import status
 
 

@@ -9,9 +9,9 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from rm_rewards.llm import (
-    LLMClient,
-    ResponseCache,
+from rm_rewards.llm.cache import ResponseCache
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.structured import (
     StructuredOutputError,
     cached_response_format,
     cached_schema,
@@ -293,7 +293,7 @@ def test_unparseable_answer_is_a_parse_error_never_a_default(
 @pytest.mark.embedded_llm
 def test_schema_constrained_answer_from_the_embedded_server(tmp_path) -> None:
     from rm_resources.embedded_llm import EMBEDDED_MODEL_NAME, EmbeddedLLMServer
-    from rm_rewards.llm import LLMConfig
+    from rm_rewards.llm.config import LLMConfig
 
     server = EmbeddedLLMServer(n_threads=1, n_ctx=1024, log_path=tmp_path / "llm.log").start()
     try:

@@ -148,7 +148,7 @@ def _dimensions(context: dg.AssetExecutionContext) -> dict[str, str]:
 def _items(datasets: DatasetSourceResource, benchmark: str) -> tuple[list, str]:
     """The benchmark's items and a one-line description of their source. No configured source
     (JudgeBench by default) is an error saying how to configure one: never an empty report."""
-    from rm_rewards.benchmarks import NoBenchmarkSource
+    from rm_rewards.benchmarks.loaders import NoBenchmarkSource
 
     try:
         source = datasets.benchmark_source(benchmark)
@@ -174,7 +174,8 @@ def benchmark_reports(
 ) -> dg.MaterializeResult:
     import functools
 
-    from rm_rewards.benchmarks import CheckpointModel, evaluate_model
+    from rm_rewards.benchmarks.evaluate import evaluate_model
+    from rm_rewards.benchmarks.model_keys import CheckpointModel
     from training.bt_scoring import score_with_checkpoint
 
     keys = _dimensions(context)
@@ -210,7 +211,8 @@ def principles_benchmark_reports(
     warehouse: WarehouseResource,
     llm: LLMClientResource,
 ) -> dg.MaterializeResult:
-    from rm_rewards.benchmarks import PrinciplesModel, evaluate
+    from rm_rewards.benchmarks.evaluate import evaluate
+    from rm_rewards.benchmarks.model_keys import PrinciplesModel
 
     keys = _dimensions(context)
     benchmark, dataset = keys["benchmark"], keys["dataset"]
@@ -246,7 +248,8 @@ def baseline_benchmark_reports(
     warehouse: WarehouseResource,
     llm: LLMClientResource,
 ) -> dg.MaterializeResult:
-    from rm_rewards.benchmarks import RewardModel, evaluate_model, model_from_key
+    from rm_rewards.benchmarks.evaluate import evaluate_model
+    from rm_rewards.benchmarks.model_keys import RewardModel, model_from_key
 
     keys = _dimensions(context)
     benchmark, model_key = keys["benchmark"], keys["model"]

@@ -39,7 +39,7 @@ def resolve_model(model_key: str | None, store) -> ModelSpec:
 
     Raises ValueError saying what is missing (nothing promoted, an unknown checkpoint, an LLM judge).
     """
-    from rm_rewards.benchmarks import model_from_key, parse_model_key
+    from rm_rewards.benchmarks.model_keys import model_from_key, parse_model_key
 
     if model_key is None:
         model_key = store.served_model()
@@ -107,7 +107,7 @@ class CheckpointScorer:
 
 class RuleScorer:
     def __init__(self, spec: ModelSpec):
-        from rm_rewards.benchmarks import model_from_key
+        from rm_rewards.benchmarks.model_keys import model_from_key
 
         self.spec = spec
         self.reward = model_from_key(spec.model_key).build()

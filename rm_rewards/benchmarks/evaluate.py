@@ -79,7 +79,7 @@ from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, PairwiseReward, Rewar
 from rm_rewards.core.schema import RewardResult, Sample
 
 if typing.TYPE_CHECKING:
-    from rm_rewards.llm import LLMClient
+    from rm_rewards.llm.client import LLMClient
 
 # One score per response of each sample, in order; None = no score for that response.
 SampleScorer = Callable[[list[Sample]], Sequence[Sequence[float | None]]]

@@ -40,7 +40,7 @@ from rm_rewards.core.kinds import DEFAULT_MAX_CONCURRENCY, Reward
 
 if typing.TYPE_CHECKING:
     from rm_rewards.judging.judges import PointwiseJudge
-    from rm_rewards.llm import LLMClient
+    from rm_rewards.llm.client import LLMClient
 
 ModelKind = Literal["reward", "judge", "checkpoint", "principles"]
 MODEL_KINDS: tuple[ModelKind, ...] = typing.get_args(ModelKind)
@@ -302,7 +302,7 @@ def model_from_key(
 
 
 def _client_field(cls: type[Reward]) -> str | None:
-    from rm_rewards.llm import LLMClient
+    from rm_rewards.llm.client import LLMClient
 
     def mentions(annotation: Any) -> bool:
         return annotation is LLMClient or any(mentions(a) for a in typing.get_args(annotation))

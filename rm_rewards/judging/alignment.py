@@ -15,7 +15,7 @@ from pydantic import create_model
 
 from rm_rewards.core.registry import register
 from rm_rewards.judging.judges import ListwiseJudge, LLMJudge, PairwiseJudge, PointwiseJudge, StepwiseJudge
-from rm_rewards.llm import LLMClient
+from rm_rewards.llm.client import LLMClient
 
 JUDGE_CLASSES: dict[str, type[LLMJudge]] = {
     "pointwise": PointwiseJudge,

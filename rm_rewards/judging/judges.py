@@ -53,7 +53,7 @@ from rm_rewards.judging.templates import (
     render_steps,
     stepwise_output_model,
 )
-from rm_rewards.llm import ChatResult, LLMClient
+from rm_rewards.llm.client import ChatResult, LLMClient
 
 POSITION_INCONSISTENT = "position-inconsistent"
 

@@ -50,7 +50,7 @@ from rm_rewards.judging.templates import (
     render_conversation,
     render_principles,
 )
-from rm_rewards.llm import LLMClient
+from rm_rewards.llm.client import LLMClient
 
 PROPOSE_TEMPLATE = JudgeTemplate(
     name="principle_propose",

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from rm_rewards.core.kinds import PointwiseReward, run_sync
 from rm_rewards.core.schema import ChatMessage, Response, ResponseScore, Sample
 from rm_rewards.judging.templates import JudgeTemplate, render_conversation
-from rm_rewards.llm import LLMClient, strip_think
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.structured import strip_think
 
 REFINE_TEMPLATE = JudgeTemplate(
     name="refine",

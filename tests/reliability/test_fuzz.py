@@ -33,8 +33,8 @@ from rm_rewards.judging.templates import (
     pointwise_output_model,
     stepwise_output_model,
 )
-from rm_rewards.llm import (
-    LLMClient,
+from rm_rewards.llm.client import LLMClient
+from rm_rewards.llm.structured import (
     StructuredOutputError,
     extract_json_object,
     extract_number_tag,

@@ -175,7 +175,7 @@ def test_no_leak_in_the_audit(chain, monkeypatch, capsys):
 
 
 def test_an_auth_failure_never_carries_the_key(fake_openai, llm_config):
-    from rm_rewards.llm import LLMClient
+    from rm_rewards.llm.client import LLMClient
 
     fake_openai.set_default(echo_auth(401))
     client = LLMClient(llm_config(fake_openai))
