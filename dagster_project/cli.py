@@ -377,6 +377,11 @@ def _summary(store, partitions: list[str], judge_items: int | None = None, llm=N
             for (model, status, note), on in notes.items():
                 where = "every benchmark" if len(on) == len(benchmarks) else ", ".join(on)
                 lines.append(f"    {model} ({where}): {status.replace('_', ' ')}" + (f" — {note}" if note else ""))
+    latest = store.promotions(limit=1)
+    if latest:
+        decision = latest[0]
+        lines += ["", f"Served model: {decision['served'] or 'none'} ({decision['status']}: {decision['reason']})",
+                  "  serve it: rmforge serve  (history: rmforge audit served_model)"]
     return "\n".join(lines)
 
 

@@ -147,3 +147,19 @@ def test_run_without_the_llm_still_benchmarks_and_ranks(tmp_path):
 
     board = Store(str(tmp_path / "data" / "rmforge.duckdb")).read_leaderboard()
     assert set(board["model_key"]) == {"reward:length_penalty"} and len(board) == 4
+
+
+def test_the_run_summary_names_the_served_model_and_why(tmp_path):
+    from dagster_project.cli import _summary
+    from rm_resources.store import Store
+    from rm_rewards.benchmarks.promotion import PromotionDecision, PromotionRule
+
+    store = Store(str(tmp_path / "w.duckdb"))
+    assert "Served model" not in _summary(store, ["helpsteer2"])  # nothing decided yet: nothing claimed
+    decision = PromotionDecision(served="checkpoint:bt-1", candidate="checkpoint:bt-1", current=None,
+                                 status="promoted", gate_passed=True, reason="the best on rm_bench",
+                                 benchmark="rm_bench", candidate_headline=0.6)
+    store.write_promotion(decision, PromotionRule(), leaderboard_run_id=None, run_id="r1")
+    summary = _summary(store, ["helpsteer2"])
+    assert "Served model: checkpoint:bt-1 (promoted: the best on rm_bench)" in summary
+    assert "rmforge serve" in summary
