@@ -177,8 +177,12 @@ def start(spec: ModelSpec, settings: ServeSettings, *, address: str | None = Non
     import ray
     from ray import serve
 
+    # Importing ray.serve gives the driver's "ray.serve" logger an INFO console handler; its start-up
+    # lines ("Started Serve", "is ready at") would repeat what `rmforge serve` prints itself.
+    logging.getLogger("ray.serve").setLevel(logging.ERROR)
     if not ray.is_initialized():
-        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+        # Ray's own notices (token auth, "Started Serve", "is ready at") are not the user's console.
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if address:
             ray.init(address=address, **quiet)
         else:
