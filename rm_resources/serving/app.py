@@ -193,13 +193,21 @@ def start(spec: ModelSpec, settings: ServeSettings, *, address: str | None = Non
     return f"http://{settings.host}:{settings.port}"
 
 
+# Seconds `stop` waits for Serve to shut its deployments down before shutting Ray down anyway.
+SHUTDOWN_TIMEOUT_S = 15.0
+
+
 def stop() -> None:
     """Shut Serve and Ray down (what `start` started)."""
     import ray
     from ray import serve
 
     if ray.is_initialized():
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+        import threading
+
+        # A signal to the whole process group reaches Serve's controller too; serve.shutdown() then
+        # waits on an actor that is gone. Give it a bounded time, then take Ray down regardless.
+        stopping = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+        stopping.start()
+        stopping.join(SHUTDOWN_TIMEOUT_S)
+        ray.shutdown()
