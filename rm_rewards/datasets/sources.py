@@ -94,8 +94,11 @@ def first_row(path: Path) -> Any | None:
         try:
             with opener(path, "rb") as handle:
                 for line_number, line in enumerate(handle, start=1):
-                    if line.strip():
-                        return _json_lines(path, _decoded(path, line, line_number), line_number)[0]
+                    # A line blank only as text (b"\x1c": whitespace to str, not to bytes) is
+                    # skipped, as reading the whole file skips it.
+                    rows = _json_lines(path, _decoded(path, line, line_number), line_number) if line.strip() else []
+                    if rows:
+                        return rows[0]
         except (OSError, EOFError, zlib.error) as error:
             raise RowsFileError(f"{path}: not a readable gzip file: {error}") from None
         return None

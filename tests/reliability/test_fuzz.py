@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rm_rewards.benchmarks.loaders import BenchmarkFormatError, load_files, parse_rows
@@ -359,6 +359,7 @@ def test_any_file_bytes_are_rows_or_a_format_error_naming_the_file(tmp_path_fact
 
 @FAST
 @given(st.binary(max_size=300), st.sampled_from(["x.jsonl", "x.json", "x.parquet", "x.jsonl.gz"]))
+@example(b"\x1c", "x.jsonl")  # blank to str, not to bytes: first_row indexed an empty row list
 def test_any_dataset_file_bytes_are_rows_or_a_rows_file_error(tmp_path_factory, data, name):
     from rm_rewards.datasets.sources import first_row, read_rows_file
 
