@@ -24,7 +24,7 @@ from rm_rewards.llm.ratelimit import TokenBucket
 from rm_rewards.llm.transport import HTTPReply, env_proxy_for
 from rm_rewards.llm.usage import UsageSnapshot, UsageStats
 from tests.conftest import CANARY_API_KEY
-from tests.support.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle
+from tests.support.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle, truncated, wrong_shape
 
 
 def ask(client: LLMClient, text: str = "hello", **options):
@@ -129,7 +129,8 @@ def test_list_models_is_a_health_check(fake_openai, llm_config) -> None:
 
 
 @pytest.mark.parametrize(
-    "fault", [status(500), status(502), status(503), status(409), drop(), status(429)], ids=str
+    "fault", [status(500), status(502), status(503), status(409), drop(), status(429), garbage(), truncated()],
+    ids=str,
 )
 def test_transient_fault_is_retried_and_recovered(fake_openai, llm_config, fault) -> None:
     fake_openai.enqueue(fault, reply("recovered"))
@@ -181,6 +182,14 @@ def test_backoff_grows_exponentially_with_jitter_and_a_ceiling(fake_openai, llm_
 # --- faults: turned into errors ----------------------------------------------------------------
 
 
+def test_a_body_that_is_never_json_ends_as_a_bad_response_after_the_retries(fake_openai, llm_config) -> None:
+    fake_openai.set_default(garbage())
+    result = ask(LLMClient(llm_config(fake_openai, max_retries=2)))
+    assert (result.error.reason, result.error.status_code, result.error.attempts) == ("bad_response", 200, 3)
+    assert "not JSON" in result.error.message and "retries exhausted" in result.error.message
+    assert fake_openai.request_count == 3
+
+
 def test_persistent_server_error_becomes_an_error_after_max_retries(fake_openai, llm_config) -> None:
     fake_openai.set_default(status(500))
     client = LLMClient(llm_config(fake_openai, max_retries=2))
@@ -206,7 +215,8 @@ def test_persistent_server_error_becomes_an_error_after_max_retries(fake_openai,
         (status(404), "client_error"),
         (status(401), "auth"),
         (status(403), "auth"),
-        (garbage(), "bad_response"),
+        (wrong_shape(0), "bad_response"),
+        (wrong_shape(3), "bad_response"),
         (reply(""), "empty_content"),
         (reply("   \n"), "empty_content"),
         (reply(None), "empty_content"),
@@ -268,6 +278,30 @@ def test_unreachable_server_is_a_connection_error(llm_config) -> None:
 
     result = ask(LLMClient(llm_config(Nowhere, max_retries=1)))
     assert result.error.reason == "connection" and result.error.attempts == 2
+
+
+def test_a_failure_is_named_by_its_network_error_not_by_an_unrelated_one_being_handled() -> None:
+    import aiohttp
+
+    def raised_while_handling(unrelated: BaseException, error: BaseException) -> BaseException:
+        try:
+            try:
+                raise unrelated
+            except type(unrelated):
+                raise error  # implicit chaining: error.__context__ is the unrelated exception
+        except type(error) as caught:
+            return caught
+
+    dropped = raised_while_handling(RuntimeError("no running event loop"),
+                                    aiohttp.ServerDisconnectedError("Server disconnected"))
+    failure = wire.classify_failure(dropped, 2.0, ())
+    assert failure.reason == "connection" and failure.message == "ServerDisconnectedError: Server disconnected"
+
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    try:
+        raise aiohttp.ClientOSError(111, "Cannot connect") from refused
+    except aiohttp.ClientOSError as wrapped:
+        assert wire.root_cause(wrapped) is refused
 
 
 def test_environment_proxy_is_used_unless_no_proxy_names_the_host(

@@ -27,7 +27,8 @@ Transport: the `openai` SDK's `AsyncOpenAI` is the configured client (base URL, 
 using the SDK client's URL and headers: `chat.completions.create` costs ~1.4 ms of CPU per request
 in request transforms and response models, six times a direct post (figures and reasons in
 `transport`'s docstring). The request body is serialised here once per call, and the answer is
-read with `json.loads`; a 2xx body that is not a chat completion is a `bad_response`.
+read with `json.loads`; a 2xx body that is not a chat completion is a `bad_response` (retried when it
+is not JSON at all: cut short or mangled on its way).
 
 Where the steps live: request building, reply reading and failure classification in `wire`; the
 retry and backoff decisions in `retry`; cache keys in `cache` (`request_key`); HTTP in `transport`.

@@ -18,7 +18,7 @@ ErrorReason = Literal[
     "connection",  # refused, reset or dropped mid-response, after every retry
     "auth",  # 401 / 403: never retried
     "client_error",  # any other 4xx (bad request, unknown model, ...): never retried
-    "bad_response",  # a 2xx whose body is not a chat completion
+    "bad_response",  # a 2xx whose body is not a chat completion (not JSON: after every retry)
     "empty_content",  # a completion with no text in it
     "parse_error",  # text that does not parse into the requested output model
 ]

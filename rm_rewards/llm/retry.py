@@ -1,6 +1,7 @@
 """When a failed attempt is tried again, and after how long.
 
-Timeouts, dropped connections, 408/409/429 and 5xx are retried (`errors.RETRYABLE_REASONS`) up to
+Timeouts, dropped connections, 408/409/429 and 5xx are retried (`errors.RETRYABLE_REASONS`), and so
+is a 2xx whose body is not JSON (cut short or mangled on its way: `AttemptFailed.transient`), up to
 `max_retries` times, with exponential backoff and "equal jitter"; a server's Retry-After (seconds,
 milliseconds or an HTTP date) replaces the backoff, unless it asks for longer than
 `max_retry_after_s`, which ends the call instead. Every retry is the client's own: the SDK's are off.
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from rm_rewards.llm.config import LLMConfig
-from rm_rewards.llm.errors import RETRYABLE_REASONS, LLMError
+from rm_rewards.llm.errors import LLMError
 
 if TYPE_CHECKING:
     from rm_rewards.llm.wire import AttemptFailed
@@ -64,7 +65,7 @@ def retry_wait(
 def decide(config: LLMConfig, failure: AttemptFailed, attempt: int, rng: random.Random) -> float | LLMError:
     """After attempt number `attempt` failed: seconds to wait before the next one, or the call's
     error when there is to be none (not retryable, retries exhausted, Retry-After too long)."""
-    if failure.reason not in RETRYABLE_REASONS:
+    if not failure.retryable:
         return failure.to_error(attempt)
     if attempt > config.max_retries:
         return failure.to_error(attempt, "; retries exhausted")

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from rm_rewards.core.schema import ChatMessage
 from rm_rewards.llm.cache import canonical_json, schema_key_json
-from rm_rewards.llm.errors import ErrorReason, LLMError, redact
+from rm_rewards.llm.errors import RETRYABLE_REASONS, ErrorReason, LLMError, redact
 from rm_rewards.llm.retry import parse_retry_after
 from rm_rewards.llm.structured import (
     SCHEMA_MEMO_SIZE,
@@ -65,7 +65,8 @@ class Completion:
 
 
 class AttemptFailed(Exception):
-    """One HTTP attempt failed; `reason` decides whether it is retried."""
+    """One HTTP attempt failed; `reason` decides whether it is retried, and `transient` marks a
+    failure of a reason that is not retried in general but is worth another attempt this time."""
 
     def __init__(
         self,
@@ -73,12 +74,19 @@ class AttemptFailed(Exception):
         message: str,
         status_code: int | None = None,
         retry_after: float | None = None,
+        *,
+        transient: bool = False,
     ) -> None:
         super().__init__(message)
         self.reason: ErrorReason = reason
         self.message = message
         self.status_code = status_code
         self.retry_after = retry_after
+        self.transient = transient
+
+    @property
+    def retryable(self) -> bool:
+        return self.transient or self.reason in RETRYABLE_REASONS
 
     def to_error(self, attempts: int, detail: str = "") -> LLMError:
         """The call's error when this was its last attempt (`detail`: why no retry follows)."""
@@ -235,7 +243,9 @@ def read_completion(reply: HTTPReply, secrets: tuple[str, ...]) -> Completion:
     except ValueError as exc:  # UnicodeDecodeError included
         text = reply.body.decode("utf-8", errors="replace")
         message = clean(f"the response is not JSON ({exc}): {text}", secrets)[:PREVIEW_CHARS]
-        raise AttemptFailed("bad_response", message) from None
+        # A body that is not JSON at all (cut short, mangled by a proxy) is retried: the next answer
+        # may arrive whole. Well-formed JSON of the wrong shape is the server's API, and final.
+        raise AttemptFailed("bad_response", message, reply.status, transient=True) from None
     return completion_from(data)
 
 
@@ -317,16 +327,20 @@ def classify_failure(exc: Exception, timeout_s: float, secrets: tuple[str, ...])
 
 
 def root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception behind the SDK's wrappers.
+    """The innermost network error (an OSError or aiohttp's) behind the SDK's wrappers, else `exc`.
 
     Needed because the SDK's aiohttp adapter (used by `list_models`) reports a refused connection
-    as a connect *timeout*; the OSError underneath says what really happened.
+    as a connect *timeout*; the OSError underneath says what really happened. Only network errors
+    count: an implicit `__context__` can be any exception that was being handled when this one
+    was raised (a dropped connection once read as "RuntimeError: no running event loop").
     """
-    seen = {id(exc)}
+    seen, found = {id(exc)}, exc
     while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
         seen.add(id(inner))
         exc = inner
-    return exc
+        if isinstance(exc, (OSError, aiohttp.ClientError)):
+            found = exc
+    return found
 
 
 def status_reason(status: int) -> ErrorReason:

@@ -132,8 +132,8 @@ def echo_default() -> Action:
 
 # --- fault injection ---------------------------------------------------------------------------
 
-# Every kind the injector knows. Retryable by the client: the 429s, 5xx, timeouts and drops;
-# garbage, truncated and wrong-shape 200s are bad responses (the client does not retry them).
+# Every kind the injector knows. Retried by the client: the 429s, 5xx, timeouts, drops, and 200s
+# whose body is not JSON (garbage, truncated); a wrong-shape 200 is a bad response, not retried.
 FAULT_KINDS: tuple[str, ...] = (
     "429_retry_after", "429", "500", "503", "timeout", "drop", "garbage", "truncated", "wrong_shape",
 )
