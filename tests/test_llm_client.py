@@ -24,7 +24,17 @@ from rm_rewards.llm.ratelimit import TokenBucket
 from rm_rewards.llm.transport import HTTPReply, env_proxy_for
 from rm_rewards.llm.usage import UsageSnapshot, UsageStats
 from tests.conftest import CANARY_API_KEY
-from tests.support.fake_openai import drop, echo_auth, garbage, hang, reply, status, trickle, truncated, wrong_shape
+from tests.support.fake_openai import (
+    drop,
+    echo_auth,
+    garbage,
+    hang,
+    reply,
+    status,
+    trickle,
+    truncated,
+    wrong_shape,
+)
 
 
 def ask(client: LLMClient, text: str = "hello", **options):
