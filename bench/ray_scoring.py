@@ -33,11 +33,12 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
 from rm_resources.datasets import DatasetSourceResource  # noqa: E402
-from rm_resources.ray_scoring import LOCAL_OBJECT_STORE_BYTES, RayScoring, score_rules  # noqa: E402
+from rm_resources.ray_scoring import RayScoring, score_rules  # noqa: E402
 from rm_rewards.core.apply import apply_rewards, rule_rewards  # noqa: E402
 from rm_rewards.core.schema import Sample  # noqa: E402
 from rm_rewards.datasets.convert import convert_rows  # noqa: E402
 from tests.support.measure import process_tree_cpu_s  # noqa: E402
+from training.ray_local import LOCAL_OBJECT_STORE_BYTES  # noqa: E402
 
 
 def partition_samples(dataset: str, copies: int) -> list[Sample]:

@@ -44,7 +44,6 @@ cluster each node keeps its own file at that path).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import pickle
@@ -58,9 +57,6 @@ from rm_rewards.core.kinds import Reward, gc_paused
 from rm_rewards.core.schema import RewardResult, Sample
 
 API_KEY_ENV = "RMFORGE_LLM_API_KEY"
-LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
-# Ray's one-time notice that a local cluster uses token authentication (the secure default).
-_RAY_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 @dataclass(frozen=True)
@@ -308,32 +304,14 @@ def run_bounded(submit: Callable[[int], Any], count: int, window: int) -> list[A
 @contextmanager
 def ray_session(on_ray: RayScoring) -> Iterator[None]:
     """A running Ray: the one already initialised, the cluster at `address`, or a small local one
-    (2 CPUs or `workers`, no dashboard, a capped object store), shut down again if started here.
-
-    Quiet as in training.ray_launch: workers' output stays in Ray's log files and the `ray`
-    logger shows warnings only.
-    """
+    (2 CPUs or `workers`; `training.ray_local.init_ray`), shut down again if started here."""
     import ray
 
-    if ray.is_initialized():
+    from training.ray_local import init_ray
+
+    if not init_ray(on_ray.address, num_cpus=max(2, on_ray.workers)):
         yield
         return
-    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": logging.WARNING}
-    notice = logging.getLogger(_RAY_AUTH_NOTICE_LOGGER)
-    previous = notice.level
-    notice.setLevel(logging.ERROR)
-    try:
-        if on_ray.address:
-            ray.init(address=on_ray.address, **quiet)
-        else:
-            ray.init(
-                num_cpus=max(2, on_ray.workers),
-                include_dashboard=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                **quiet,
-            )
-    finally:
-        notice.setLevel(previous)
     try:
         yield
     finally:

@@ -6,8 +6,8 @@ checkpoints go through `ray.train.report`, and a restarted worker group picks up
 reported checkpoint from `ray.train.get_checkpoint()` (optimizer, scheduler and data position
 included), so `FailureConfig(max_failures=...)` resumes rather than restarts.
 
-Local Ray on this project's 2-core machines: `ray.init(num_cpus=2, include_dashboard=False,
-object_store_memory=200 MB)`, at most 2 workers with 1 CPU each.
+Local Ray on this project's 2-core machines (`training.ray_local.init_ray`: 2 CPUs, no dashboard,
+a 200 MB object store), at most 2 workers with 1 CPU each.
 
 The console is the driver's: Ray keeps the controller's and workers' output in its session log
 files (`log_to_driver=False`; the path is logged when training fails) and its own logger at
@@ -25,8 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,10 @@ from training.bt_trainer import (
 )
 from training.config import BTTrainConfig
 from training.data import TrainingPair
+from training.ray_local import init_ray
 
 log = logging.getLogger(__name__)
 
-LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 FAULT_MARKER = "injected_failure_done"
 
 
@@ -159,46 +158,6 @@ def _finished_run_summary(final_dir: Path, n_train: int, n_eval: int) -> dict[st
     ).model_dump(mode="json")
 
 
-# Ray's one-time notice that a local cluster uses token authentication (the secure default).
-RAY_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
-
-
-@contextmanager
-def _logger_level(name: str, level: int) -> Iterator[None]:
-    logger = logging.getLogger(name)
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
-def _ensure_ray(address: str | None, num_cpus: int) -> bool:
-    """Connect to `address`, or start a small local Ray; True when this call started it.
-
-    Quiet at the source: worker and controller output stays in Ray's log files instead of being
-    echoed to this process (state-API retries, process-group setup, per-report lines), and the
-    `ray` logger shows warnings and errors only.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": logging.WARNING}
-    with _logger_level(RAY_AUTH_NOTICE_LOGGER, logging.ERROR):
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                **quiet,
-            )
-    return True
-
-
 def _ray_logs_dir() -> str:
     """Where this Ray session keeps the workers' output (they do not print here)."""
     try:
@@ -295,7 +254,7 @@ def train_with_ray(
         loop_config["fault"] = {"after_step": fail_once_after_step, "marker_dir": str(output)}
     progress = TrainingProgress(worker_config, len(train_pairs), len(eval_pairs), world_size=num_workers)
     progress.start(f"under Ray ({'GPU' if use_gpu else 'CPU'}, {address or 'local Ray'})")
-    started_ray = _ensure_ray(address, num_cpus=max(2, num_workers))
+    started_ray = init_ray(address, num_cpus=max(2, num_workers))
     try:
         trainer = TorchTrainer(
             ray_train_loop,

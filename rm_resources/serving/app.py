@@ -24,7 +24,6 @@ from rm_resources.serving.protocol import API_KEY_ENV
 from rm_resources.serving.scorers import ModelSpec
 
 APP_NAME = "rmforge"
-LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024  # as training.ray_launch: 2-core machines
 
 
 class ServeSettings(BaseModel):
@@ -174,19 +173,16 @@ def start(spec: ModelSpec, settings: ServeSettings, *, address: str | None = Non
     Ray), Serve on host:port, and the application; returns its base URL once the replicas are up."""
     import logging
 
-    import ray
     from ray import serve
+
+    from training.ray_local import init_ray
 
     # Importing ray.serve gives the driver's "ray.serve" logger an INFO console handler; its start-up
     # lines ("Started Serve", "is ready at") would repeat what `rmforge serve` prints itself.
     logging.getLogger("ray.serve").setLevel(logging.ERROR)
-    if not ray.is_initialized():
-        # Ray's own notices (token auth, "Started Serve", "is ready at") are not the user's console.
-        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(num_cpus=2, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+    # Ray's own notices ("Started Serve", "is ready at") are not the user's console. A SIGTERM from
+    # here on still reaches `rmforge serve`'s handler: init_ray keeps it (see training.ray_local).
+    init_ray(address, num_cpus=2, logging_level=logging.ERROR)
     serve.start(http_options={"host": settings.host, "port": settings.port},
                 logging_config=settings.logging_config())
     serve.run(build_app(spec, settings), name=APP_NAME, route_prefix="/", blocking=False)
