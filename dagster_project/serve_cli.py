@@ -63,18 +63,23 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rmforge serve: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
+    stop, why = threading.Event(), None
     try:
         # The replicas read RMFORGE_SERVE_API_KEY from their own environment (never an argument).
+        # A SIGTERM or Ctrl-C while it starts raises KeyboardInterrupt (the CLI's handlers, which
+        # Ray's start-up keeps: training.ray_local); once it serves, SIGTERM sets `stop`.
         url = app.start(spec, settings, address=project.ray_address)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # after ray.init, which sets its own
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         where = project.ray_address or "local Ray"
         key = "required (RMFORGE_SERVE_API_KEY)" if project.serve_api_key is not None else "none"
         print(f"serving {spec.model_key} (version {spec.version}) at {url} on {where}; API key: {key}", flush=True)
         print(f"  curl {url}/health    Ctrl-C stops", flush=True)
         stop.wait()
-    except KeyboardInterrupt:
-        pass
+        why = "stopped by SIGTERM"
+    except KeyboardInterrupt as interrupt:
+        why = str(interrupt) or "interrupted"
     finally:
+        if why:  # a stop asked for (another exception speaks for itself)
+            print(f"rmforge serve: {why}; shutting down Serve and Ray ...", file=sys.stderr, flush=True)
         app.stop()
     return 0
