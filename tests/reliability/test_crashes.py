@@ -115,17 +115,18 @@ def _wait_for_a_long_hold(database: Path, child: subprocess.Popen, hold_s: float
     raise AssertionError("the child never held the warehouse lock")
 
 
-def _write(database: Path, kind: str, version: str, n: int, kill_after_s: float | None) -> dict:
+def _write(database: Path, kind: str, version: str, n: int, kill_after_s: float | None,
+           hold_s: float = 0.15) -> dict:
     """Run the child; with `kill_after_s`, SIGKILL its group that long after its write took the
     lock. Returns {"landed": the lock was held at the kill, "done": the child's DONE payload}.
     A child that finished before the kill could be aimed (it wrote the new version whole) is run
     again, up to 3 times, so the kill lands inside a write; the state is old-or-new whole throughout
     (a benchmark report appends its summary: its test retries in a new warehouse instead)."""
     for _attempt in range(2):
-        outcome = _write_once(database, kind, version, n, kill_after_s)
+        outcome = _write_once(database, kind, version, n, kill_after_s, hold_s=hold_s)
         if kill_after_s is None or outcome is not None:
             return outcome
-    return _write_once(database, kind, version, n, kill_after_s, finished_is_an_outcome=True)
+    return _write_once(database, kind, version, n, kill_after_s, finished_is_an_outcome=True, hold_s=hold_s)
 
 
 def _write_once(database: Path, kind: str, version: str, n: int, kill_after_s: float | None,
@@ -185,7 +186,9 @@ def test_a_killed_score_write_leaves_the_old_or_the_new_partition(tmp_path):
     began = time.monotonic()
     rounds = []
     for offset in KILL_OFFSETS_S:
-        outcome = _write(database, "scores", "new", n_new, kill_after_s=offset)
+        # No pre-read in this write (the frame is built before the lock is taken): the lock is the
+        # write from the moment it is taken. A 0.15 s probe missed it on CI's idle machine, each try.
+        outcome = _write(database, "scores", "new", n_new, kill_after_s=offset, hold_s=0.0)
         rows, runs = store.rows_and_runs("rule_scores", PARTITION)
         # Old or new, whole: one run's rows and exactly its count; the old one is the same table.
         assert (rows, runs) in ((n_old * 10, ["run-old"]), (n_new * 10, ["run-new"])), (offset, rows, runs)
