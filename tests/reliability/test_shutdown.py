@@ -1,6 +1,7 @@
 """Shutdown: `rmforge ui`, `rmforge run` and `rmforge serve`, stopped as a supervisor stops them
 (SIGTERM to the process), as a shell or a container runtime does (SIGTERM to the process group),
-with Ctrl-C (SIGINT to the group), and killed with -9, leave no process behind and no port held.
+with Ctrl-C (SIGINT to the group), and killed with -9, leave no process behind and no port held;
+stopped by a signal it handles, the command exits by itself (not by an abort or the signal).
 
 Each command runs with a private DAGSTER_HOME and data folder, on free ports, in its own process
 group, with a unique marker in its environment: every process it starts (dagster dev's webserver,
@@ -179,8 +180,12 @@ class Case:
         self.process.wait()
 
     def problem(self) -> str | None:
-        if self.process.returncode is None or self.left or self.held:
-            return (f"rmforge {self.name}, {self.stop}: exit code {self.process.returncode}, left behind "
+        code = self.process.returncode
+        # Stopped politely, it exits by itself: a negative code is death by a signal (Ray's
+        # core-worker handler used to abort `rmforge serve` on SIGTERM: -6) instead of its cleanup.
+        died = code is not None and code < 0 and STOPS[self.stop][0] != signal.SIGKILL
+        if code is None or died or self.left or self.held:
+            return (f"rmforge {self.name}, {self.stop}: exit code {code}, left behind "
                     f"{self.left}, ports held {sorted(self.held)}\n{self.log_tail()}")
         return None
 
