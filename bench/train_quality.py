@@ -37,7 +37,7 @@ def hh_harmless_samples(test_fraction: float):
     path = bundled_path("hh_rlhf", "harmless-base_test.jsonl.gz")
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
-    result = convert_hh_rlhf("hh_rlhf_harmless", rows, test_fraction)
+    result = convert_hh_rlhf("hh_rlhf_harmless", rows, test_fraction).collect()
     return rows, result
 
 

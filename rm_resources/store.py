@@ -428,11 +428,12 @@ class Store:
     # --- converted samples and quarantine ----------------------------------------------------
 
     def write_converted(
-        self, partition: str, samples: Sequence[Sample], quarantined: Sequence[QuarantinedRow], run_id: str
+        self, partition: str, samples: Iterable[Sample], quarantined: Sequence[QuarantinedRow], run_id: str
     ) -> str:
         """Samples and their quarantine in one transaction; returns the samples' content version.
         Each sample row records the hashes of the raw rows (`metadata["raw_row_indices"]`) it came
-        from, read from the stored raw rows of the same partition."""
+        from, read from the stored raw rows of the same partition. `samples` is read once, each
+        sample turned into its row as it comes (a `ConversionStream` is never held whole)."""
         import pandas as pd
 
         from rm_rewards.core.schema import sample_to_row

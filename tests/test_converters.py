@@ -486,3 +486,35 @@ def test_a_duplicate_row_is_quarantined_and_the_sample_keeps_the_first_rows_inde
     result = convert_rows("helpsteer2", rows)
     assert [(q.row_index, q.reason) for q in result.quarantined] == [(2, "duplicate of row 1 (same content)")]
     assert [s.metadata["raw_row_indices"] for s in result.samples if s.input[0].content == "p"] == [[1]]
+
+
+@pytest.mark.parametrize("dataset", ["hh_rlhf_harmless", "helpsteer2"])
+def test_a_conversion_stream_makes_each_sample_as_it_is_read_once_and_counts_them(dataset):
+    """What the converted_samples asset writes from: the same samples and quarantine as
+    `convert_rows`, but made one at a time, so a consumer that drops each one holds none."""
+    import gc
+    import weakref
+    from collections import Counter
+
+    from rm_rewards.datasets.convert import stream_rows
+
+    rows = load_bundled_rows(dataset)[:300]
+    rows.append({"chosen": 1} if dataset == "hh_rlhf_harmless" else {"prompt": "hi"})  # one bad row
+    whole = convert_rows(dataset, rows)
+    stream = stream_rows(dataset, rows)
+    assert stream.quarantined == whole.quarantined and whole.quarantined[-1].row_index == len(rows) - 1
+    assert not stream.counts  # nothing made before it is read
+
+    samples = iter(stream)
+    first = next(samples)
+    assert first == whole.samples[0] and sum(stream.counts.values()) == 1
+    made = weakref.ref(first)
+    del first
+    rest = [next(samples) for _ in range(3)]  # past the first row's samples (a pair's two copies)
+    gc.collect()
+    assert made() is None  # nothing behind the stream keeps the partition's samples
+    rest += list(samples)
+    assert [whole.samples[0], *rest] == whole.samples
+    assert stream.counts == Counter(f"{s.task}/{s.split}" for s in whole.samples)
+    with pytest.raises(RuntimeError, match="read once"):
+        next(iter(stream))

@@ -58,7 +58,7 @@ def only_pair(result: ConversionResult) -> tuple[Sample, Sample]:
 
 
 def test_trl_standard_explicit_prompt_is_one_user_turn_and_chosen_comes_first():
-    result = convert_trl("prefs", [{"prompt": "The sky is", "chosen": " blue.", "rejected": " green."}], 0.2)
+    result = convert_trl("prefs", [{"prompt": "The sky is", "chosen": " blue.", "rejected": " green."}], 0.2).collect()
     original, swapped = only_pair(result)
     assert turns([original]) == [("user", "The sky is")]
     assert texts(original) == ["blue.", "green."] and original.preference == 0
@@ -80,7 +80,7 @@ def test_trl_conversational_explicit_prompt_keeps_every_prompt_turn():
         "chosen": [assistant("Blue.")],
         "rejected": [assistant("Green.")],
     }
-    original, _ = only_pair(convert_trl("prefs", [row], 0.2))
+    original, _ = only_pair(convert_trl("prefs", [row], 0.2).collect())
     assert turns([original]) == [
         ("system", "Be brief."),
         ("user", "Hi"),
@@ -97,7 +97,7 @@ def test_trl_implicit_conversational_rows_are_chat_message_pairs_split_at_the_la
         "chosen": [*context, assistant("Dark blue or black.")],
         "rejected": [*context, assistant("Green.")],
     }
-    original, _ = only_pair(convert_trl("prefs", [row], 0.2))
+    original, _ = only_pair(convert_trl("prefs", [row], 0.2).collect())
     assert turns([original]) == [(m["role"], m["content"]) for m in context]
     assert texts(original) == ["Dark blue or black.", "Green."]
     assert original.metadata["trl_prompt"] == "implicit"
@@ -113,7 +113,7 @@ def test_trl_implicit_conversational_rows_are_chat_message_pairs_split_at_the_la
 )
 def test_trl_implicit_standard_prompt_is_the_common_prefix_cut_between_words(chosen, rejected, expected):
     assert split_common_prefix(chosen, rejected) == expected
-    original, _ = only_pair(convert_trl("prefs", [{"chosen": chosen, "rejected": rejected}], 0.2))
+    original, _ = only_pair(convert_trl("prefs", [{"chosen": chosen, "rejected": rejected}], 0.2).collect())
     assert turns([original]) == [("user", expected[0])]
     assert texts(original) == list(expected[1:])
 
@@ -121,7 +121,7 @@ def test_trl_implicit_standard_prompt_is_the_common_prefix_cut_between_words(cho
 @pytest.mark.parametrize("margin, strength", [(2.5, 2.5), (3, 3.0), (0, 0.0), (None, None)])
 def test_trl_margin_is_the_preference_strength_and_chosen_stays_preferred(margin, strength):
     row = {"prompt": "Q?", "chosen": "Right.", "rejected": "Wrong.", "margin": margin}
-    original, swapped = only_pair(convert_trl("prefs", [row], 0.2))
+    original, swapped = only_pair(convert_trl("prefs", [row], 0.2).collect())
     assert original.preference_strength == swapped.preference_strength == strength
     assert (original.preference, swapped.preference) == (0, 1)
 
@@ -136,7 +136,7 @@ def test_trl_mixed_forms_and_a_null_prompt_column():
             "rejected": [user("Q2?"), assistant("No.")],
         },
     ]
-    result = convert_trl("prefs", rows, 0.2)
+    result = convert_trl("prefs", rows, 0.2).collect()
     # rows 0 and 1 are the same pair in two forms: the same content, so row 1 repeats row 0
     assert [(q.row_index, q.reason) for q in result.quarantined] == [(1, "duplicate of row 0 (same content)")]
     rows_out = by_row(result)
@@ -149,7 +149,7 @@ def test_trl_format_is_wired_to_convert_trl():
     rows = [{"prompt": "Q?", "chosen": "Right.", "rejected": "Wrong."}]
     for name in ("trl", "chat_pairs"):
         assert FORMATS[name].converter() is convert_trl
-        assert convert_rows("prefs", rows, format=name) == convert_trl("prefs", rows, 0.2)
+        assert convert_rows("prefs", rows, format=name) == convert_trl("prefs", rows, 0.2).collect()
 
 
 def test_bad_trl_rows_are_quarantined_naming_row_and_field_and_valid_rows_kept():
@@ -192,7 +192,7 @@ def test_bad_trl_rows_are_quarantined_naming_row_and_field_and_valid_rows_kept()
         21: ({"chosen": [], "rejected": []}, "chosen"),
     }
     rows = [good, *(row for row, _ in bad.values()), {"chosen": "Tell me. Yes.", "rejected": "Tell me. No."}]
-    result = convert_trl("prefs", rows, 0.2)
+    result = convert_trl("prefs", rows, 0.2).collect()
     check_quarantine(result, rows, {index: field for index, (_, field) in bad.items()})
     assert set(by_row(result)) == {0, len(rows) - 1}
     reasons = {q.row_index: q.reason for q in result.quarantined}
@@ -222,7 +222,7 @@ def hs3(overall: int, response1: str = "Answer one.", response2: str = "Answer t
     [(-3, 0, 3.0), (-1, 0, 1.0), (0, None, 0.0), (1, 1, 1.0), (3, 1, 3.0)],
 )
 def test_helpsteer3_sign_negative_means_response1_better(overall, preference, strength):
-    original, swapped = only_pair(convert_helpsteer3("hs3", [hs3(overall)], 0.2))
+    original, swapped = only_pair(convert_helpsteer3("hs3", [hs3(overall)], 0.2).collect())
     assert texts(original) == ["Answer one.", "Answer two."]
     assert original.preference == preference
     assert swapped.preference == (None if preference is None else 1 - preference)
@@ -230,7 +230,7 @@ def test_helpsteer3_sign_negative_means_response1_better(overall, preference, st
 
 
 def test_helpsteer3_keeps_the_conversation_domain_language_and_annotators():
-    original, _ = only_pair(convert_helpsteer3("hs3", [hs3(-2)], 0.2))
+    original, _ = only_pair(convert_helpsteer3("hs3", [hs3(-2)], 0.2).collect())
     assert turns([original]) == [
         ("user", "Write a loop."),
         ("assistant", "In which language?"),
@@ -253,8 +253,8 @@ def test_helpsteer3_and_helpsteer2_pairs_read_the_sign_the_same_way_and_share_th
     }
     row = hs3(2, context=[user("Write a loop.")])
     (from_hs3, _), (from_hs2, _) = (
-        only_pair(convert_helpsteer3("a", [row], 0.5)),
-        only_pair(convert_helpsteer2("b", [hs2], 0.5)),
+        only_pair(convert_helpsteer3("a", [row], 0.5).collect()),
+        only_pair(convert_helpsteer2("b", [hs2], 0.5).collect()),
     )
     assert from_hs3.preference == from_hs2.preference == 1
     assert (
@@ -293,7 +293,7 @@ def test_bad_helpsteer3_rows_are_quarantined_naming_row_and_field_and_valid_rows
         19: (hs3(-3), "row"),  # a repeat of row 0
     }
     rows = [hs3(-3), *(row for row, _ in bad.values()), hs3(2, response1="Other one.")]
-    result = convert_helpsteer3("hs3", rows, 0.2)
+    result = convert_helpsteer3("hs3", rows, 0.2).collect()
     check_quarantine(result, rows, {index: field for index, (_, field) in bad.items()})
     assert set(by_row(result)) == {0, len(rows) - 1}
     reasons = {q.row_index: q.reason for q in result.quarantined}
@@ -324,7 +324,7 @@ def test_rm_gallery_chosen_rejected_pair_keeps_source_order_and_provenance():
     row = sample(
         [answer("5", {"preference": "rejected"}), answer("4", {"preference": "chosen", "model": "m1"})]
     )
-    original, swapped = only_pair(convert_rm_gallery("gal", [row], 0.2))
+    original, swapped = only_pair(convert_rm_gallery("gal", [row], 0.2).collect())
     assert texts(original) == ["5", "4"] and original.preference == 1 and swapped.preference == 0
     assert original.preference_strength is None
     assert turns([original]) == [("user", "What is 2+2?")]
@@ -342,7 +342,7 @@ def test_rm_gallery_is_preferred_labels_and_the_helpsteer3_loaders_tie():
     tie = sample(
         [answer("A", {"is_preferred": False}), answer("B", {"is_preferred": False})], unique_id="id-2"
     )
-    result = convert_rm_gallery("gal", [preferred, tie], 0.2)
+    result = convert_rm_gallery("gal", [preferred, tie], 0.2).collect()
     assert result.quarantined == []
     assert_swapped_pairs(result.samples)
     rows = by_row(result)
@@ -354,7 +354,7 @@ def test_rm_gallery_best_of_n_is_one_listwise_sample_with_the_chosen_index():
     row = sample(
         [answer(t, {"preference": p}) for t, p in [("5", "rejected"), ("4", "chosen"), ("3", "rejected")]]
     )
-    result = convert_rm_gallery("gal", [row], 0.2)
+    result = convert_rm_gallery("gal", [row], 0.2).collect()
     assert result.quarantined == []
     (listwise,) = result.samples
     assert listwise.task == "listwise" and texts(listwise) == ["5", "4", "3"] and listwise.preference == 1
@@ -365,7 +365,7 @@ def test_rm_gallery_best_of_n_is_one_listwise_sample_with_the_chosen_index():
 @pytest.mark.parametrize("ranks, preference", [([2, 1, 3], 1), ([1, 1, 2], None)])
 def test_rm_gallery_ranks_become_a_listwise_sample(ranks, preference):
     row = sample([answer(f"answer {i}", {"rank": rank}) for i, rank in enumerate(ranks)])
-    (listwise,) = convert_rm_gallery("gal", [row], 0.2).samples
+    (listwise,) = convert_rm_gallery("gal", [row], 0.2).collect().samples
     assert listwise.task == "listwise" and listwise.preference == preference
     assert [r.label["rank"] for r in listwise.responses] == [float(rank) for rank in ranks]
 
@@ -400,7 +400,7 @@ def test_rm_gallery_scored_outputs_are_pointwise_samples_and_reference_steps_are
         ],
         unique_id="id-prm",
     )
-    result = convert_rm_gallery("gal", [scored, prm], 0.2)
+    result = convert_rm_gallery("gal", [scored, prm], 0.2).collect()
     assert result.quarantined == []
     rows = by_row(result)
     first, second = rows[0]
@@ -425,7 +425,7 @@ def test_rm_gallery_function_role_is_a_tool_turn_and_reasoning_is_kept():
         user("So?"),
     ]
     row = sample([answer("Sunny.", {"score": 1.0}, reasoning_content="The tool said sunny.")], input=inputs)
-    (pointwise,) = convert_rm_gallery("gal", [row], 0.2).samples
+    (pointwise,) = convert_rm_gallery("gal", [row], 0.2).collect().samples
     assert [m.role for m in pointwise.input] == ["user", "assistant", "tool", "user"]
     assert pointwise.responses[0].message == ChatMessage(
         role="assistant", content="Sunny.", reasoning="The tool said sunny."
@@ -488,7 +488,7 @@ def test_bad_rm_gallery_rows_are_quarantined_naming_row_and_field_and_valid_rows
         *(row for row, _ in bad.values()),
         sample([answer("7", {"score": 0.5})], unique_id="last"),
     ]
-    result = convert_rm_gallery("gal", rows, 0.2)
+    result = convert_rm_gallery("gal", rows, 0.2).collect()
     check_quarantine(result, rows, {index: field for index, (_, field) in bad.items()})
     assert set(by_row(result)) == {0, len(rows) - 1}
     reasons = {q.row_index: q.reason for q in result.quarantined}

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rm_rewards.datasets.quarantine import ConversionResult
+from rm_rewards.datasets.quarantine import ConversionStream
 
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -56,7 +56,7 @@ class HubSource(BaseModel):
     split: str = "train"
 
 
-Converter = Callable[[str, list[Any], float], ConversionResult]
+Converter = Callable[[str, list[Any], float], ConversionStream]
 
 
 class DatasetFormat(BaseModel):

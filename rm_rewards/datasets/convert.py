@@ -6,6 +6,10 @@
                         # metadata["raw_row_indices"]: the rows (indices into `rows`) each came from
     result.quarantined  # list[QuarantinedRow]: dataset, row_index, field, reason, row_json
 
+`stream_rows` is the same conversion as a `ConversionStream`: the quarantine at once, the samples
+made as they are iterated (the `converted_samples` asset writes them that way, so a partition's
+Sample objects are never all alive at once).
+
 Datasets and formats are in `rm_rewards.datasets.catalog` (`list_datasets`, `load_catalog`, `FORMATS`).
 """
 
@@ -15,12 +19,12 @@ from typing import Any
 
 from rm_rewards.datasets.catalog import FORMATS, DatasetConfigError, dataset_info
 from rm_rewards.datasets.keys import DEFAULT_TEST_FRACTION, check_test_fraction
-from rm_rewards.datasets.quarantine import ConversionResult
+from rm_rewards.datasets.quarantine import ConversionResult, ConversionStream
 
 
-def convert_rows(
+def stream_rows(
     dataset: str, rows: list[Any], *, test_fraction: float = DEFAULT_TEST_FRACTION, format: str | None = None
-) -> ConversionResult:
+) -> ConversionStream:
     """Convert one dataset's raw rows; bad rows are quarantined, never raised.
 
     `format` names the row schema (`FORMATS`); by default, the built-in dataset's own. Raises only
@@ -36,3 +40,10 @@ def convert_rows(
     if not isinstance(rows, list):
         raise TypeError(f"rows must be a list of dicts, got {type(rows).__name__}")
     return FORMATS[format].converter()(dataset, rows, test_fraction)
+
+
+def convert_rows(
+    dataset: str, rows: list[Any], *, test_fraction: float = DEFAULT_TEST_FRACTION, format: str | None = None
+) -> ConversionResult:
+    """`stream_rows`, collected: every sample in one list."""
+    return stream_rows(dataset, rows, test_fraction=test_fraction, format=format).collect()

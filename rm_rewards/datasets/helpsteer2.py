@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rm_rewards.core.schema import ChatMessage, Response, Sample
 from rm_rewards.datasets.keys import check_test_fraction, content_digest, conversation_key
-from rm_rewards.datasets.quarantine import ConversionResult, RowError, read_rows, require_int, require_text
+from rm_rewards.datasets.quarantine import ConversionStream, RowError, read_rows, require_int, require_text
 from rm_rewards.datasets.samples import assistant_response, pointwise_sample, prompt_id, swapped_pair_samples
 
 HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
@@ -105,7 +105,7 @@ def read_helpsteer2_row(row: Mapping[str, Any]) -> RatedResponse | StrengthPair:
 
 def rating_pair_samples(
     dataset: str, rated: list[tuple[int, RatedResponse]], test_fraction: float
-) -> list[Sample]:
+) -> Iterator[Sample]:
     """Pairs of responses to the same prompt (each unordered pair once, in row order), both orders.
 
     `rated` holds (raw row index, rating); a pair's `raw_row_indices` are its two rating rows.
@@ -114,14 +114,13 @@ def rating_pair_samples(
     by_prompt: dict[str, list[tuple[int, RatedResponse]]] = {}
     for row_index, item in rated:
         by_prompt.setdefault(prompt_id(item.messages), []).append((row_index, item))
-    samples: list[Sample] = []
     for group in by_prompt.values():
         for (first_row, first), (second_row, second) in itertools.combinations(group, 2):
             if first.response == second.response:
                 continue
             help_first, help_second = first.attributes["helpfulness"], second.attributes["helpfulness"]
             preference = None if help_first == help_second else (0 if help_first > help_second else 1)
-            samples += swapped_pair_samples(
+            yield from swapped_pair_samples(
                 dataset,
                 content_digest([first.digest, second.digest]),
                 "rating_pair",
@@ -133,7 +132,6 @@ def rating_pair_samples(
                 {"pair_source": "helpfulness_ratings"},
                 raw_row_indices=[first_row, second_row],
             )
-    return samples
 
 
 def preference_pair_samples(
@@ -154,22 +152,23 @@ def preference_pair_samples(
     )
 
 
-def convert_helpsteer2(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
+def convert_helpsteer2(dataset: str, rows: list[Any], test_fraction: float) -> ConversionStream:
     """Ratings rows → pointwise samples then rating pairs; preference rows → preference pairs."""
     check_test_fraction(test_fraction)
     records, quarantined = read_rows(dataset, rows, read_helpsteer2_row)
     rated = [(row_index, record) for row_index, record in records if isinstance(record, RatedResponse)]
-    samples = [
-        pointwise_sample(
-            dataset, item.digest, item.messages, _labelled(item), test_fraction, raw_row_indices=[row_index]
-        )
-        for row_index, item in rated
-    ]
-    samples += rating_pair_samples(dataset, rated, test_fraction)
-    for row_index, record in records:
-        if isinstance(record, StrengthPair):
-            samples += preference_pair_samples(dataset, record, test_fraction, row_index)
-    return ConversionResult(samples=samples, quarantined=quarantined)
+
+    def samples() -> Iterator[Sample]:
+        for row_index, item in rated:
+            yield pointwise_sample(
+                dataset, item.digest, item.messages, _labelled(item), test_fraction, raw_row_indices=[row_index]
+            )
+        yield from rating_pair_samples(dataset, rated, test_fraction)
+        for row_index, record in records:
+            if isinstance(record, StrengthPair):
+                yield from preference_pair_samples(dataset, record, test_fraction, row_index)
+
+    return ConversionStream(samples(), quarantined)
 
 
 def _labelled(item: RatedResponse) -> Response:

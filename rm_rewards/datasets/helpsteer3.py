@@ -24,7 +24,7 @@ from rm_rewards.datasets.helpsteer2 import StrengthPair, preference_pair_samples
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_prompt, require_messages
 from rm_rewards.datasets.quarantine import (
-    ConversionResult,
+    ConversionStream,
     RowError,
     convert_each_row,
     require_int,
@@ -79,6 +79,6 @@ def read_helpsteer3_row(row: Mapping[str, Any]) -> StrengthPair:
     return StrengthPair(messages, response_1, response_2, strength, metadata, digest)
 
 
-def convert_helpsteer3(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
+def convert_helpsteer3(dataset: str, rows: list[Any], test_fraction: float) -> ConversionStream:
     """Each valid row → its pair in the source's order and A/B-swapped (variant `preference_pair`)."""
     return convert_each_row(dataset, rows, test_fraction, read_helpsteer3_row, preference_pair_samples)

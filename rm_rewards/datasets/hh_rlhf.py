@@ -24,7 +24,7 @@ from rm_rewards.core.schema import ChatMessage, Sample
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_pair, parse_messages, split_shared_context
 from rm_rewards.datasets.quarantine import (
-    ConversionResult,
+    ConversionStream,
     RowError,
     convert_each_row,
     require_field,
@@ -131,7 +131,7 @@ def read_hh_rlhf_row(row: Mapping[str, Any]) -> ChosenRejectedRow:
     )
 
 
-def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
+def convert_hh_rlhf(dataset: str, rows: list[Any], test_fraction: float) -> ConversionStream:
     return convert_each_row(dataset, rows, test_fraction, read_hh_rlhf_row, pair_samples)
 
 

@@ -39,7 +39,7 @@ from rm_rewards.core.schema import ChatMessage, Response, Role, Sample, Step, Ta
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import MESSAGE_ROLES, check_pair, check_prompt, require_messages
 from rm_rewards.datasets.quarantine import (
-    ConversionResult,
+    ConversionStream,
     RowError,
     convert_each_row,
     is_finite_number,
@@ -326,6 +326,6 @@ def gallery_samples(
     ]
 
 
-def convert_rm_gallery(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
+def convert_rm_gallery(dataset: str, rows: list[Any], test_fraction: float) -> ConversionStream:
     """Each valid DataSample → a swapped pair, one listwise sample, or a pointwise sample per output."""
     return convert_each_row(dataset, rows, test_fraction, read_rm_gallery_row, gallery_samples)

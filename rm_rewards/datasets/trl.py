@@ -40,7 +40,7 @@ from rm_rewards.core.schema import ChatMessage, Sample
 from rm_rewards.datasets.keys import content_digest, conversation_key
 from rm_rewards.datasets.messages import check_pair, check_prompt, parse_messages, split_shared_context
 from rm_rewards.datasets.quarantine import (
-    ConversionResult,
+    ConversionStream,
     RowError,
     convert_each_row,
     is_finite_number,
@@ -178,6 +178,6 @@ def trl_pair_samples(dataset: str, pair: TrlPair, test_fraction: float, row_inde
     )
 
 
-def convert_trl(dataset: str, rows: list[Any], test_fraction: float) -> ConversionResult:
+def convert_trl(dataset: str, rows: list[Any], test_fraction: float) -> ConversionStream:
     """Each valid row → its pair as [chosen, rejected] (preference 0) and swapped (preference 1)."""
     return convert_each_row(dataset, rows, test_fraction, read_trl_row, trl_pair_samples)
