@@ -44,19 +44,22 @@ cluster each node keeps its own file at that path).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import pickle
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from rm_rewards.core.apply import apply_rewards, contiguous_batches, merge_batch_results
 from rm_rewards.core.kinds import Reward, gc_paused
 from rm_rewards.core.schema import RewardResult, Sample
 
 API_KEY_ENV = "RMFORGE_LLM_API_KEY"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ def score_rules_batches(
     batch after batch. In process, a batch is read, scored and handed on before the next is read,
     so a caller that keeps only rows (`Store.write_score_batches`) holds one batch of sample and
     result objects at a time, not the partition's (a pydantic sample is ~8 KB, a result ~3 KB).
-    On Ray every batch is pickled up front for the tasks (`on_ray.batch_size` samples each).
+    On Ray each batch is one task (pickled when it is submitted), at most `on_ray.workers` of them
+    running and a few finished ahead of the one handed on next (`run_in_order`), so the Ray path
+    holds a few batches too, not the partition.
     Results in `score_rules`' order are the batches' results stably sorted by reward
     (`merge_batch_results`), which `Store.write_score_batches` does as it buckets rows by reward."""
     if on_ray is None:
@@ -112,19 +117,21 @@ def score_rules_batches(
         return
     import ray
 
-    batches = contiguous_batches([s for batch in sample_batches for s in batch], on_ray.batch_size)
-    if not batches:
-        return
-    blobs = [pickle.dumps(batch, protocol=5) for batch in batches]
+    batches = (list(batch) for batch in sample_batches)
+    first = next(batches, None)
+    if first is None:
+        return  # nothing to score: no Ray started
     with ray_session(on_ray):
         remote = ray.remote(num_cpus=1)(_score_batch)
         rewards_ref = ray.put(list(rewards))
-        packed = run_bounded(lambda k: remote.remote(blobs[k], rewards_ref), len(blobs), on_ray.workers)
-    blobs.clear()  # the pickled samples are not needed once every task has run
-    for batch, batch_results in zip(batches, packed):
-        with gc_paused():
-            results = unpack_results(batch_results)
-        yield batch, results
+
+        def submit(batch: list[Sample]):
+            return remote.remote(pickle.dumps(batch, protocol=5), rewards_ref)
+
+        for batch, packed in run_in_order(itertools.chain([first], batches), submit, on_ray.workers):
+            with gc_paused():
+                results = unpack_results(packed)
+            yield batch, results
 
 
 def _score_batch(blob: bytes, rewards: Sequence[Reward]) -> list[tuple]:
@@ -234,9 +241,9 @@ def _judge_on_ray(samples, client, principles, judges, on_ray: RayScoring):
     needs_key = _needs_key(client.config)
     with ray_session(on_ray):
         remote = ray.remote(num_cpus=1)(_judge_batch)
-        outputs = run_bounded(
-            lambda k: remote.remote(batches[k], settings, cache_path, needs_key, principles), len(batches), len(batches)
-        )
+        outputs = [output for _batch, output in run_in_order(
+            batches, lambda batch: remote.remote(batch, settings, cache_path, needs_key, principles), len(batches)
+        )]
     return merge_batch_results(judges, [results for results, _ in outputs]), add_usage(s for _, s in outputs)
 
 
@@ -276,29 +283,50 @@ def _judge_batch(batch, settings: dict, cache_path: str | None, needs_key: bool,
 # --- Ray plumbing -----------------------------------------------------------------------------
 
 
-def run_bounded(submit: Callable[[int], Any], count: int, window: int) -> list[Any]:
-    """Results of tasks 0..count-1, in order, with at most `window` submitted and unfinished.
+def run_in_order(items: Iterable[T], submit: Callable[[T], Any], window: int) -> Iterator[tuple[T, Any]]:
+    """(item, the result of its task `submit(item)`) for every item, in the items' order, with at
+    most `window` tasks submitted and unfinished and at most 2 × `window` results waiting for an
+    earlier one: an item is read only when there is room, so a lazy `items` is never held whole.
 
-    A failing task raises here (after the unfinished ones are cancelled)."""
+    A failing task raises here, after the unfinished ones are cancelled (also when the consumer
+    stops early)."""
     import ray
 
-    results: list[Any] = [None] * count
-    pending: dict[Any, int] = {}
-    submitted = 0
+    items = iter(items)
+    window = max(1, window)
+    queue: deque[list] = deque()  # [item, ref, finished, result], in submission order
+    running: dict[Any, list] = {}
+    exhausted = False
     try:
-        while submitted < count or pending:
-            while submitted < count and len(pending) < max(1, window):
-                pending[submit(submitted)] = submitted
-                submitted += 1
-            done, _ = ray.wait(list(pending), num_returns=1)
+        while True:
+            while not exhausted and len(running) < window and len(queue) < 2 * window:
+                item = next(items, _END)
+                if item is _END:
+                    exhausted = True
+                    break
+                entry = [item, submit(item), False, None]
+                queue.append(entry)
+                running[entry[1]] = entry
+            while queue and queue[0][2]:
+                item, _ref, _finished, result = queue.popleft()
+                yield item, result
+            if not running:
+                if exhausted and not queue:
+                    return
+                continue
+            done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
+                entry = running.pop(ref)
                 with gc_paused():  # deserializing a batch's results: see the transport note above
-                    results[pending.pop(ref)] = ray.get(ref)
+                    entry[3] = ray.get(ref)
+                entry[2] = True
     except BaseException:
-        for ref in pending:
+        for ref in running:
             ray.cancel(ref)
         raise
-    return results
+
+
+_END = object()
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from rm_resources.ray_scoring import (
     RayScoring,
     _judge_batch,
     judge,
+    run_in_order,
     score_rules,
     worker_llm_settings,
 )
@@ -172,6 +173,37 @@ def test_rule_scores_on_ray_equal_the_in_process_table_row_for_row(local_ray, tm
     assert {place.split()[1] for place in places} == {"main_thread=True"}  # SIGALRM limits work there
     assert len({place.split()[0] for place in places}) == 2  # both workers scored
     assert str(os.getpid()) not in {place.split()[0] for place in places}
+
+
+def test_tasks_run_a_window_at_a_time_and_come_back_in_order(local_ray):
+    """The Ray path of rule scoring streams: batches are read only as the window frees up, results
+    come back in the batches' order whatever order the tasks finish in, and a failing task raises
+    after the rest are cancelled."""
+    import time
+
+    @local_ray.remote(num_cpus=1)
+    def slow_double(k: int) -> int:
+        time.sleep(0.3 if k % 3 == 0 else 0.02)  # the first of every three finishes last
+        if k == -1:
+            raise ValueError("task failed")
+        return 2 * k
+
+    pulled: list[int] = []
+
+    def items(n: int):
+        for k in range(n):
+            pulled.append(k)
+            yield k
+
+    seen = []
+    for k, result in run_in_order(items(12), slow_double.remote, window=2):
+        # Never more read than the one handed on and 2 × 2 submitted after it (2 of them running).
+        assert len(pulled) <= k + 1 + 4, (k, pulled)
+        seen.append((k, result))
+    assert seen == [(k, 2 * k) for k in range(12)]
+
+    with pytest.raises(Exception, match="task failed"):
+        list(run_in_order([0, -1, 2, 3], slow_double.remote, window=2))
 
 
 def test_sandbox_and_math_time_limits_hold_inside_ray_workers(local_ray, fake_openai):
