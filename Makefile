@@ -64,12 +64,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser: install
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser test ..."; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-		--no-install-recommends chromium >/dev/null; }
+		--no-install-recommends chromium 2>&1 >/dev/null | sed -e '/^debconf: delaying package configuration/d'; }
 
 # verl 0.9.1 in its own venv (its antlr4 pin breaks Dagster): config composition tests run there.
 $(VERL_STAMP): training/setup_verl_venv.sh
-	bash training/setup_verl_venv.sh
-	touch $(VERL_STAMP)
+	@bash training/setup_verl_venv.sh 2>&1 | $(PIP_NOTES)
+	@touch $(VERL_STAMP)
 
 # Validate the code location and show its schedules and sensors.
 validate: install
