@@ -501,10 +501,56 @@ def _ui(args: argparse.Namespace) -> int:
         print(f"Dagster UI: http://{args.host}:{args.port} (the lineage: http://{args.host}:{args.port}/asset-groups; "
               "Ctrl-C stops it)", flush=True)
         try:
-            return process.wait()
-        except KeyboardInterrupt:
+            return _wait_in_slices(process)
+        except KeyboardInterrupt as stop:
+            print(f"rmforge ui: {str(stop) or 'interrupted'}; stopping dagster dev and the LLM server ...",
+                  file=sys.stderr, flush=True)
             process.terminate()
-            return process.wait()
+            return _stop_within(process, UI_STOP_TIMEOUT_S)
+
+
+# A timed wait: a signal the kernel hands to another thread of this process runs its Python handler
+# only when the main thread next runs Python code; a blocking waitpid would never return to it.
+SIGNAL_POLL_S = 0.5
+# dagster dev waits for its code server, which waits for the runs in flight (a benchmark run a sensor
+# launched just before the stop goes on for a minute or more): past this, what is left is killed.
+UI_STOP_TIMEOUT_S = 60
+
+
+def _wait_in_slices(process) -> int:
+    import subprocess
+
+    while True:
+        try:
+            return process.wait(timeout=SIGNAL_POLL_S)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _stop_within(process, timeout_s: float) -> int:
+    """`process`'s exit code once it has stopped; after `timeout_s`, it and everything under it are
+    killed (runs still in flight end as failures: the next start says so, crashed_runs)."""
+    import subprocess
+
+    import psutil
+
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        left = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        left = []
+    print(f"rmforge ui: dagster dev still running {timeout_s:.0f}s after the stop (runs in flight?); "
+          f"killing it and {len(left)} processes under it", file=sys.stderr, flush=True)
+    for proc in [*left]:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    process.kill()
+    return process.wait()
 
 
 def _paths(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+SIGNAL_POLL_S = 0.5
+
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -74,7 +76,10 @@ def run_serve(args: argparse.Namespace) -> int:
         key = "required (RMFORGE_SERVE_API_KEY)" if project.serve_api_key is not None else "none"
         print(f"serving {spec.model_key} (version {spec.version}) at {url} on {where}; API key: {key}", flush=True)
         print(f"  curl {url}/health    Ctrl-C stops", flush=True)
-        stop.wait()
+        # A timed wait: a signal the kernel hands to one of Ray's threads runs its Python handler
+        # only when the main thread next runs Python code; an untimed wait never would.
+        while not stop.wait(SIGNAL_POLL_S):
+            pass
         why = "stopped by SIGTERM"
     except KeyboardInterrupt as interrupt:
         why = str(interrupt) or "interrupted"
