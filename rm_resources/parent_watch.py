@@ -5,7 +5,8 @@ embedded LLM server on Ctrl-C and on SIGTERM). A parent killed with SIGKILL (the
 killer, `kill -9`, a supervisor giving up) runs no cleanup: its children are re-parented and would
 keep their ports and memory forever. `module_command` starts a Python module under a watcher
 thread that sees the re-parenting (`os.getppid()` changes) and sends the child SIGTERM, so it shuts
-down as it would on a clean stop; if it is still there after a grace period, it exits hard.
+down as it would on a clean stop; if it is still there after a grace period, it kills what it
+started and exits hard.
 
 A thread polling the parent id rather than `PR_SET_PDEATHSIG`: the death signal fires when the
 *thread* that forked the child exits, so a server started from a worker thread (a Dagster step, a
@@ -30,7 +31,15 @@ def watch():
         time.sleep({POLL_S})
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep({GRACE_S})
-    os._exit(1)
+    try:  # still here: what it started goes too (dagster dev's code server waits on runs in flight)
+        import psutil
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    finally:
+        os._exit(1)
 threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 module = sys.argv[2]
 sys.argv = [module, *sys.argv[3:]]
