@@ -10,7 +10,8 @@ marker, so "left behind" means "a live process whose environment has the marker"
 The ports are the ones those processes listened on while the command ran.
 
 `rmforge ui` starts the real embedded llama.cpp server (SmolLM2; it is what used to be orphaned by
-a SIGTERM to the group); `rmforge run` too, and is signalled once its first step has started;
+a SIGTERM to the group) and is signalled once a run its sensor launched is executing; `rmforge run`
+too, and is signalled once its first step has started;
 `rmforge serve` serves a rule reward (no checkpoint needed) on a local Ray.
 """
 
@@ -105,9 +106,20 @@ def command_for(name: str, port: int) -> list[str]:
     }[name]
 
 
+def a_run_in_flight(home: Path) -> bool:
+    """A run of this case's instance is executing (the new-checkpoint sensor benchmarks the baseline
+    models as soon as the daemon starts in a new home)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return bool(instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=1))
+
+
 def ready(name: str, port: int, token: str, home: Path, pid: int, log_path: Path) -> bool:
     if name == "ui":
-        return answers(f"http://127.0.0.1:{port}/server_info") and llm_ready(token)
+        # Stopped with a run in flight: dagster dev's code server waits for its runs, which is what
+        # once kept `rmforge ui` running for minutes after the stop.
+        return answers(f"http://127.0.0.1:{port}/server_info") and llm_ready(token) and a_run_in_flight(home)
     if name == "run":  # the instance exists once step 1 is announced (opening it earlier races its creation)
         return "1. data" in log_path.read_text(errors="replace") and first_step_started(home, pid)
     return answers(f"http://127.0.0.1:{port}/health")
