@@ -544,7 +544,7 @@ def _stop_within(process, timeout_s: float) -> int:
         left = []
     print(f"rmforge ui: dagster dev still running {timeout_s:.0f}s after the stop (runs in flight?); "
           f"killing it and {len(left)} processes under it", file=sys.stderr, flush=True)
-    for proc in [*left]:
+    for proc in left:
         try:
             proc.kill()
         except psutil.Error:
