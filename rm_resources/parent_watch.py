@@ -41,6 +41,10 @@ def watch():
     finally:
         os._exit(1)
 threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+# A command started in the background by a shell inherits SIGINT ignored, and dagster dev maps
+# SIGTERM to SIGINT's handler: it would then ignore both, and only the grace period above would end
+# it. The module gets Python's own Ctrl-C handler, as from a terminal.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 module = sys.argv[2]
 sys.argv = [module, *sys.argv[3:]]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
