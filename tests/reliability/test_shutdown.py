@@ -144,8 +144,10 @@ class Case:
         self.log_path = folder / f"{name}.log"
         with open(self.log_path, "w") as log:
             # Its own process group, as a shell gives a job: the group is what Ctrl-C reaches.
-            self.process = subprocess.Popen(command_for(name, self.port), cwd=ROOT, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            # SIGINT at its default, as a terminal starts a command (a test run started in the
+            # background by a shell would hand down SIGINT ignored: Ctrl-C is then not Ctrl-C).
+            self.process = subprocess.Popen(["env", "--default-signal=INT", *command_for(name, self.port)], cwd=ROOT,
+                                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.started: list[psutil.Process] = []
         self.ports: set[int] = set()
         self.signalled_at: float | None = None
