@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-SIGNAL_POLL_S = 0.5
-
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -53,6 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from dagster_project.cli import SIGNAL_POLL_S
     from dagster_project.settings import load_settings
     from rm_resources.serving import app
     from rm_resources.serving.scorers import resolve_model

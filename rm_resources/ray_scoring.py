@@ -285,8 +285,9 @@ def _judge_batch(batch, settings: dict, cache_path: str | None, needs_key: bool,
 
 def run_in_order(items: Iterable[T], submit: Callable[[T], Any], window: int) -> Iterator[tuple[T, Any]]:
     """(item, the result of its task `submit(item)`) for every item, in the items' order, with at
-    most `window` tasks submitted and unfinished and at most 2 × `window` results waiting for an
-    earlier one: an item is read only when there is room, so a lazy `items` is never held whole.
+    most `window` tasks submitted and unfinished and at most 2 × `window` items out (running, or
+    finished and waiting for an earlier one): an item is read only when there is room, so a lazy
+    `items` is never held whole.
 
     A failing task raises here, after the unfinished ones are cancelled (also when the consumer
     stops early)."""
